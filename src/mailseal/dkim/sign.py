@@ -1,0 +1,234 @@
+"""DKIM signing (RFC 6376 §5), pure: header fields and body digests in, fields out.
+
+A ``Signer`` is set up from the header fields and one or more ``SignSpec``; the
+body is fed once in chunks whatever the number of signatures (RSA and Ed25519 with
+the same canonicalization share one canonical stream and one hash); ``finish``
+returns the DKIM-Signature fields to prepend, each ending in CRLF, in spec order.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from mailseal.dkim.bodyhash import BodyHashes
+from mailseal.dkim.canonical import Canon, parse_canonicalization
+from mailseal.dkim.crypto import sign_digest
+from mailseal.dkim.headers import header_digest, select_headers
+from mailseal.dkim.keys import SigningKey
+from mailseal.dkim.signature import ALGORITHMS
+from mailseal.message import HeaderField, find_fields
+
+#: RFC 6376 §5.4.1: fields that SHOULD be signed when present. To those we add the
+#: MIME fields and Message-ID, as OpenDKIM and dkimpy do: they change how the body
+#: is read, or identify the message.
+DEFAULT_SIGNED = (
+    "from", "reply-to", "subject", "date", "to", "cc", "resent-date", "resent-from",
+    "resent-sender", "resent-to", "resent-cc", "in-reply-to", "references",
+    "list-id", "list-help", "list-unsubscribe", "list-subscribe", "list-post",
+    "list-owner", "list-archive", "message-id", "mime-version", "content-type",
+    "content-transfer-encoding", "content-disposition", "sender",
+)
+
+#: Oversigned by default: listed once more than present, so an added instance breaks
+#: the signature (RFC 6376 §8.15). From is always oversigned.
+DEFAULT_OVERSIGNED = ("from",)
+
+MAX_LINE = 78
+
+
+class SignError(ValueError):
+    """The message cannot be signed as asked; the text says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class SignSpec:
+    """What to sign with. Field names follow the tags they produce."""
+
+    domain: str  # d=
+    selector: str  # s=
+    key: SigningKey
+    algorithm: str = ""  # a=; "" picks rsa-sha256 or ed25519-sha256 from the key
+    canonicalization: str = "relaxed/simple"  # c=
+    headers: tuple[str, ...] | None = None  # h= candidates; None: DEFAULT_SIGNED
+    oversign: tuple[str, ...] = DEFAULT_OVERSIGNED
+    identity: str | None = None  # i=
+    timestamp: bool = True  # t=
+    expire_after: int | None = None  # x= = t= + this many seconds
+    body_length: bool = False  # l=
+    copy_headers: bool = False  # z=
+    allow_sha1: bool = False  # RFC 8301 §3.1: rsa-sha1 MUST NOT be used for signing
+    extra: tuple[tuple[str, str], ...] = field(default=())  # more tags, before bh=
+
+    def resolved_algorithm(self) -> str:
+        algorithm = (self.algorithm or f"{self.key.key_type}-sha256").lower()
+        if algorithm not in ALGORITHMS:
+            raise SignError(f"unknown algorithm {algorithm!r}")
+        if ALGORITHMS[algorithm][0] != self.key.key_type:
+            raise SignError(f"algorithm {algorithm} needs a {ALGORITHMS[algorithm][0]} key, "
+                            f"got {self.key.key_type} ({self.key.source or 'key'})")
+        if algorithm == "rsa-sha1" and not self.allow_sha1:
+            raise SignError("rsa-sha1 is not allowed for signing (RFC 8301); "
+                            "use rsa-sha256 or force it with the legacy switch")
+        return algorithm
+
+
+class Signer:
+    """Signs one message with one or more specs."""
+
+    def __init__(self, fields: Sequence[HeaderField], specs: Iterable[SignSpec]) -> None:
+        self._fields = list(fields)
+        froms = find_fields(self._fields, b"from")
+        # RFC 6376 §5.4: From MUST be signed; RFC 5322 §3.6: exactly one From.
+        if not froms:
+            raise SignError("message has no From field")
+        if len(froms) > 1:
+            raise SignError(f"message has {len(froms)} From fields")
+        self._plans: list[tuple[SignSpec, str, tuple[Canon, Canon], str]] = []
+        self._bodies = BodyHashes()
+        for spec in specs:
+            algorithm = spec.resolved_algorithm()
+            try:
+                canon = parse_canonicalization(spec.canonicalization)
+            except ValueError:
+                raise SignError(f"unknown canonicalization {spec.canonicalization!r}") from None
+            hash_name = ALGORITHMS[algorithm][1]
+            self._bodies.add(canon[1], hash_name)
+            self._plans.append((spec, algorithm, canon, hash_name))
+        if not self._plans:
+            raise SignError("nothing to sign with")
+
+    def feed(self, chunk: bytes) -> None:
+        self._bodies.feed(chunk)
+
+    def finish(self, now: int) -> list[bytes]:
+        """The DKIM-Signature fields, each ending in CRLF, in spec order."""
+        self._bodies.finish()
+        out = []
+        for spec, algorithm, canon, hash_name in self._plans:
+            sink = self._bodies.get(canon[1], hash_name)
+            out.append(self._sign_one(spec, algorithm, canon, hash_name,
+                                      sink.digest(), sink.length, now))
+        return out
+
+    def _sign_one(self, spec: SignSpec, algorithm: str, canon: tuple[Canon, Canon],
+                  hash_name: str, bh: bytes, body_length: int, now: int) -> bytes:
+        names = signed_header_names(self._fields, spec.headers, spec.oversign)
+        domain = spec.domain.lower()
+        tags: list[tuple[str, str]] = [
+            ("v", "1"), ("a", algorithm), ("c", f"{canon[0]}/{canon[1]}"),
+            ("d", domain), ("s", spec.selector),
+        ]
+        if spec.identity is not None:
+            auid_domain = spec.identity.rpartition("@")[2].lower()
+            if "@" not in spec.identity or not (
+                    auid_domain == domain or auid_domain.endswith("." + domain)):
+                raise SignError(f"identity {spec.identity!r} is not within {domain}")
+            tags.append(("i", spec.identity))
+        if spec.body_length:
+            tags.append(("l", str(body_length)))
+        if spec.timestamp or spec.expire_after is not None:
+            tags.append(("t", str(now)))
+        if spec.expire_after is not None:
+            tags.append(("x", str(now + spec.expire_after)))
+        tags.append(("h", ":".join(names)))
+        if spec.copy_headers:
+            tags.append(("z", copied_headers(self._fields, names)))
+        tags.extend(spec.extra)
+        tags.append(("bh", base64.b64encode(bh).decode("ascii")))
+        tags.append(("b", ""))
+        unsigned = fold_tags(tags)
+        field = HeaderField(b"DKIM-Signature", unsigned.encode("ascii"))
+        digest = header_digest(self._fields, names, canon[0], hash_name, field)
+        b = base64.b64encode(sign_digest(spec.key.private, hash_name, digest)).decode("ascii")
+        return b"DKIM-Signature:" + (unsigned + _fold_b64(b, unsigned)).encode("ascii") + b"\r\n"
+
+
+def signed_header_names(fields: Sequence[HeaderField], wanted: Sequence[str] | None,
+                        oversign: Sequence[str]) -> list[str]:
+    """The h= list: each wanted field once per instance present, oversigned ones once
+    more; From always, and always oversigned."""
+    counts: dict[str, int] = {}
+    for f in fields:
+        name = f.lname.decode("ascii", "replace")
+        counts[name] = counts.get(name, 0) + 1
+    wanted_names = [n.lower() for n in (wanted if wanted is not None else DEFAULT_SIGNED)]
+    if "from" not in wanted_names:
+        wanted_names.insert(0, "from")
+    over = {n.lower() for n in oversign} | {"from"}
+    names: list[str] = []
+    seen: set[str] = set()
+    for name in wanted_names:
+        if name in seen:
+            continue
+        seen.add(name)
+        n = counts.get(name, 0) + (1 if name in over else 0)
+        names.extend([name] * n)
+    return names
+
+
+def copied_headers(fields: Sequence[HeaderField], names: Sequence[str]) -> str:
+    """z= (RFC 6376 §3.5): the signed fields, dkim-quoted-printable, joined by "|"."""
+    parts = []
+    for f in select_headers(fields, names):
+        raw = f.name.strip() + b":" + f.value.replace(b"\r\n", b"").strip()
+        parts.append("".join(
+            chr(c) if 0x21 <= c <= 0x7E and c not in b";|=" else f"={c:02X}" for c in raw))
+    return "|".join(parts)
+
+
+def fold_tags(tags: Sequence[tuple[str, str]]) -> str:
+    """Lay out ``tag=value;`` items, folding so no line passes MAX_LINE columns.
+
+    Long h= lists break after a colon, long base64 anywhere (both allow FWS there,
+    RFC 6376 §3.5). The result starts with a space (after "DKIM-Signature:")."""
+    out = " "
+    col = len("DKIM-Signature: ")
+    for i, (name, value) in enumerate(tags):
+        item = f"{name}={value}" + (";" if i < len(tags) - 1 else "")
+        sep = "" if i == 0 else " "
+        if col + len(sep) + len(item) <= MAX_LINE or name == "b":
+            out += sep + item
+            col += len(sep) + len(item)
+            continue
+        out += "\r\n\t"
+        col = 8
+        if col + len(item) <= MAX_LINE:
+            out += item
+            col += len(item)
+            continue
+        pieces = _split_value(name, value)
+        line = f"{name}="
+        for piece in pieces:
+            if col + len(line) + len(piece) > MAX_LINE and line.strip():
+                out += line + "\r\n\t"
+                col, line = 8, ""
+            line += piece
+        out += line + (";" if i < len(tags) - 1 else "")
+        col += len(line) + 1
+    return out
+
+
+def _split_value(name: str, value: str) -> list[str]:
+    if name == "h":
+        parts = value.split(":")
+        return [p + ":" for p in parts[:-1]] + [parts[-1]]
+    if name == "z":
+        parts = value.split("|")
+        return [p + "|" for p in parts[:-1]] + [parts[-1]]
+    return [value[i : i + 64] for i in range(0, len(value), 64)]
+
+
+def _fold_b64(b: str, unsigned: str) -> str:
+    """Fold the b= value: fill the current line, then whole continuation lines."""
+    last = unsigned.rpartition("\n")[2]
+    col = 8 + len(last) - 1 if "\n" in unsigned else len("DKIM-Signature:") + len(last)
+    first = MAX_LINE - col
+    if first > 0:
+        lines, rest = [b[:first]], b[first:]
+    else:
+        lines, rest = [""], b
+    width = MAX_LINE - 8
+    lines += [rest[i : i + width] for i in range(0, len(rest), width)]
+    return "\r\n\t".join(lines)
