@@ -21,7 +21,7 @@ class Status(enum.Enum):
     TEMPFAIL = "tempfail"  # timeout, SERVFAIL, refused, network error
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: with Generic, Answer[bytes](...) would fail on 3.11
 class Answer(Generic[T]):
     """The outcome of one query.
 
