@@ -11,8 +11,7 @@ The library API::
 from __future__ import annotations
 
 from mailseal.api import sign, verify, verify_async
-from mailseal.dkim.keys import KeyFileError
-from mailseal.dkim.keys import load_key
+from mailseal.dkim.keys import KeyFileError, load_key
 from mailseal.dkim.verify import DkimResult
 from mailseal.dns.resolver import DnsResolver
 from mailseal.dns.static import StaticResolver

@@ -55,6 +55,7 @@ class DkimResult:
     b: str = ""  # the b= value (base64, no whitespace), for header.b
     unsigned_bytes: int = 0  # canonical body bytes not covered by l=
     index: int = 0  # which DKIM-Signature field, in header order (0 = topmost)
+    signed_fields: tuple[str, ...] = ()  # h=, lower-cased
 
     @property
     def ok(self) -> bool:
@@ -129,7 +130,8 @@ class Verifier:
                               testing=record.testing if record else False,
                               key_bits=record.bits if record else None,
                               b=base64.b64encode(sig.b).decode("ascii"),
-                              unsigned_bytes=unsigned, index=sig.index)
+                              unsigned_bytes=unsigned, index=sig.index,
+                              signed_fields=tuple(n.lower() for n in sig.h))
 
         pre = self._precheck(sig, now)
         if pre is not None:

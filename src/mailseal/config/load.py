@@ -1,0 +1,116 @@
+"""Read the TOML file into ``Config``: settings validated, keys loaded, networks
+parsed. Every error names the file, the key and the reason, in one line."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from mailseal.config.model import Settings
+from mailseal.dkim.keys import KeyFileError, SigningKey, load_key
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used: ``file: key: reason``."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings plus what they point to, loaded once and swapped whole on reload."""
+
+    settings: Settings
+    path: str = "<defaults>"
+    keys: dict[str, SigningKey] = field(default_factory=dict)
+    internal_networks: tuple[Network, ...] = ()
+    authserv_id: str = ""
+
+    def is_internal(self, address: str | None) -> bool:
+        if not address:
+            return False
+        try:
+            ip = ipaddress.ip_address(address.strip("[]").removeprefix("IPv6:"))
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in net for net in self.internal_networks)
+
+
+def load_config(path: str | Path) -> Config:
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: TOML syntax error: {exc}") from None
+    return build_config(data, str(p))
+
+
+def build_config(data: dict[str, Any], source: str = "<config>") -> Config:
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_first_error(source, exc)) from None
+    keys: dict[str, SigningKey] = {}
+    for index, entry in enumerate(settings.keys):
+        try:
+            keys[entry.name] = load_key(_relative(source, entry.file))
+        except KeyFileError as exc:
+            raise ConfigError(f"{source}: keys[{index}].file ({entry.name}): {exc}") from None
+    networks = [ipaddress.ip_network(n, strict=False) for n in settings.signing.internal_hosts]
+    if settings.signing.internal_hosts_file:
+        networks += _read_hosts_file(source, _relative(source, settings.signing.internal_hosts_file))
+    return Config(settings=settings, path=source, keys=keys,
+                  internal_networks=tuple(networks),
+                  authserv_id=settings.server.authserv_id or socket.getfqdn())
+
+
+def _relative(source: str, name: str) -> str:
+    path = Path(name)
+    if path.is_absolute() or source.startswith("<"):
+        return str(path)
+    return str(Path(source).parent / path)
+
+
+def _read_hosts_file(source: str, path: str) -> list[Network]:
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"{source}: signing.internal_hosts_file: {path}: {exc.strerror}") from None
+    networks: list[Network] = []
+    for number, line in enumerate(lines, 1):
+        item = line.split("#", 1)[0].strip()
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(f"{source}: signing.internal_hosts_file: {path}:{number}: "
+                              f"{item!r} is not an IP address or CIDR network") from None
+    return networks
+
+
+def _first_error(source: str, exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False)
+    err = errors[0]
+    loc = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in err["loc"])
+    loc = loc.replace(".[", "[")
+    # Pydantic names union/literal branches in loc (e.g. "function-after[...]"): drop them.
+    loc = ".".join(part for part in loc.split(".") if "[" not in part or (part.endswith("]")
+                   and not part.startswith(("function", "literal"))))
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown setting"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{source}: {loc or '(top level)'}: {msg}{more}"

@@ -1,0 +1,214 @@
+"""The one typed configuration: every door (milter, proxy, policy server, CLI)
+reads the same file into these frozen models. Field by field in docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ActionName = Literal["accept", "reject", "tempfail", "quarantine", "discard"]
+
+#: OpenDKIM's default signed-and-oversigned set when signing (issue: replay defence).
+DEFAULT_OVERSIGN = ("from", "to", "cc", "subject", "date", "message-id", "reply-to",
+                    "mime-version", "content-type", "content-transfer-encoding")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+class ActionSpec(_Model):
+    """An action, with the SMTP reply to give for reject/tempfail."""
+
+    action: ActionName
+    reply: str | None = None  # "550 5.7.1 text"; None: the built-in text
+
+    @field_validator("reply")
+    @classmethod
+    def _reply(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.fullmatch(r"[45][0-9][0-9]( [245]\.[0-9]{1,3}\.[0-9]{1,3})?( [ -~]*)?", value):
+            raise ValueError("reply must look like '550 5.7.1 text' (4xx/5xx code, optional "
+                             "enhanced code, printable ASCII text)")
+        return value
+
+
+def _action(value: object) -> object:
+    return {"action": value} if isinstance(value, str) else value
+
+
+class ServerSettings(_Model):
+    authserv_id: str = ""  # "" = this host's FQDN, resolved at load time
+    log_format: Literal["text", "json"] = "text"
+    log_target: Literal["stderr", "syslog"] = "stderr"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    session_timeout: float = Field(default=300.0, gt=0)  # seconds a milter session may idle
+    message_timeout: float = Field(default=60.0, gt=0)  # seconds for judging one message
+    max_message_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    pid_file: str | None = None
+    metrics_address: str | None = None  # "127.0.0.1:9465" serves Prometheus metrics
+
+
+class Listener(_Model):
+    kind: Literal["milter", "proxy", "policy"]
+    address: str  # inet:HOST:PORT, inet:PORT@HOST, inet6:[ADDR]:PORT, unix:/path
+    owner: str | None = None  # unix sockets
+    group: str | None = None
+    mode: str = "0660"
+    role: Literal["out", "in"] | None = None  # proxy
+    relay: str | None = None  # proxy next hop HOST:PORT
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        parse_address(value)
+        return value
+
+    @field_validator("mode")
+    @classmethod
+    def _mode(cls, value: str) -> str:
+        if not re.fullmatch(r"0?[0-7]{3}", value):
+            raise ValueError("mode must be octal like '0660'")
+        return value
+
+    @model_validator(mode="after")
+    def _proxy(self) -> Listener:
+        if self.kind == "proxy" and (self.role is None or self.relay is None):
+            raise ValueError("a proxy listener needs role ('out' or 'in') and relay")
+        return self
+
+
+class DnsSettings(_Model):
+    nameservers: tuple[str, ...] = ()  # empty: /etc/resolv.conf
+    timeout: float = Field(default=5.0, gt=0, le=60)
+    cache_size: int = Field(default=10_000, ge=0)
+
+
+class KeyEntry(_Model):
+    name: str
+    domain: str
+    selector: str
+    file: str
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        return value.lower().rstrip(".")
+
+
+class SigningRule(_Model):
+    """One line of the signing table: who (pattern) is signed with which keys.
+
+    Patterns: ``*`` anyone; ``user@example.com``; ``*@example.com`` anyone at the
+    domain; ``example.com`` the same; ``*.example.com`` any subdomain (not the domain
+    itself). Matching is case-insensitive, first rule wins (OpenDKIM SigningTable
+    with refile: patterns)."""
+
+    match: str
+    keys: tuple[str, ...] = Field(min_length=1)
+    identity: str | None = None  # i=; "" none; "%u@%d"? kept simple: a literal
+
+
+class SigningSettings(_Model):
+    internal_hosts: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    internal_hosts_file: str | None = None
+    sign_authenticated: bool = True
+    signing_daemon_names: tuple[str, ...] = ()
+    rules: tuple[SigningRule, ...] = ()
+    canonicalization: str = "relaxed/simple"
+    headers: tuple[str, ...] | None = None  # None: RFC 6376 §5.4.1 list + MIME
+    oversign: tuple[str, ...] = DEFAULT_OVERSIGN
+    expire_after: int | None = Field(default=None, gt=0)
+    timestamp: bool = True
+    body_length: bool = False
+
+    @field_validator("internal_hosts")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+        return value
+
+    @field_validator("canonicalization")
+    @classmethod
+    def _canon(cls, value: str) -> str:
+        head, _, body = value.partition("/")
+        if head not in ("simple", "relaxed") or body not in ("", "simple", "relaxed"):
+            raise ValueError("must be simple or relaxed, as header/body")
+        return value
+
+
+class VerifySettings(_Model):
+    on_bad_signature: ActionSpec = ActionSpec(action="accept")
+    on_no_signature: ActionSpec = ActionSpec(action="accept")
+    on_dns_error: ActionSpec = ActionSpec(action="tempfail")
+    on_key_not_found: ActionSpec = ActionSpec(action="accept")
+    on_internal_error: ActionSpec = ActionSpec(action="tempfail")
+    on_signing_failure: ActionSpec = ActionSpec(action="tempfail")
+    minimum_key_bits: int = Field(default=1024, ge=512)
+    allow_sha1: bool = False
+    max_signatures: int = Field(default=8, ge=1, le=100)
+    clock_skew: int = Field(default=300, ge=0)
+    partial_body_result: Literal["policy", "pass"] = "policy"
+    must_be_signed: tuple[str, ...] = ()
+    remove_forged_authres: bool = True
+    max_header_fields: int = Field(default=1000, ge=10)
+
+    _coerce = field_validator("on_bad_signature", "on_no_signature", "on_dns_error",
+                              "on_key_not_found", "on_internal_error", "on_signing_failure",
+                              mode="before")(_action)
+
+
+class Settings(_Model):
+    server: ServerSettings = ServerSettings()
+    listeners: tuple[Listener, ...] = ()
+    dns: DnsSettings = DnsSettings()
+    keys: tuple[KeyEntry, ...] = ()
+    signing: SigningSettings = SigningSettings()
+    verify: VerifySettings = VerifySettings()
+
+    @model_validator(mode="after")
+    def _references(self) -> Settings:
+        names = [k.name for k in self.keys]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"duplicate key name(s): {', '.join(sorted(dupes))}")
+        for i, rule in enumerate(self.signing.rules):
+            for key in rule.keys:
+                if key not in names:
+                    raise ValueError(f"signing.rules[{i}] names key {key!r}, "
+                                     "which no [[keys]] entry defines")
+        return self
+
+
+def parse_address(value: str) -> tuple[str, str, int]:
+    """Listener address → (family, host-or-path, port). Families: inet, inet6, unix.
+
+    Accepts ``inet:127.0.0.1:8891``, the Sendmail/OpenDKIM form ``inet:8891@127.0.0.1``,
+    ``inet6:[::1]:8891``, ``unix:/path`` and ``local:/path``."""
+    kind, sep, rest = value.partition(":")
+    if not sep:
+        raise ValueError("address needs a type prefix: inet:, inet6: or unix:")
+    kind = kind.lower()
+    if kind in ("unix", "local"):
+        if not rest.startswith("/"):
+            raise ValueError("a unix socket path must be absolute")
+        return "unix", rest, 0
+    if kind not in ("inet", "inet6"):
+        raise ValueError(f"unknown address type {kind!r}")
+    if "@" in rest:
+        port_text, _, host = rest.partition("@")
+    else:
+        host, _, port_text = rest.rpartition(":")
+    host = host.strip("[]") or ("::1" if kind == "inet6" else "127.0.0.1")
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"invalid port {port_text!r}")
+    return kind, host, int(port_text)

@@ -1,0 +1,192 @@
+"""The one place a message is judged and edited.
+
+A ``MessageSession`` takes an envelope, the header fields as received, and the body
+as a stream of chunks, and returns a ``Decision``: header edits and an action with
+its reason. The milter, the SMTP proxy and the CLI (`mailseal explain`) all drive
+it the same way::
+
+    s = MessageSession(config, envelope, resolver)
+    for name, value in fields: s.header(name, value)
+    s.end_of_headers()
+    for chunk in body: s.body(chunk)
+    decision = await s.finish()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from mailseal.authres.format import format_field
+from mailseal.authres.model import AuthenticationResults
+from mailseal.authres.parse import carries_authserv_id
+from mailseal.config.load import Config
+from mailseal.dkim.report import best, dkim_method_results
+from mailseal.dkim.sign import Signer, SignError
+from mailseal.dkim.verify import Verifier, VerifyPolicy
+from mailseal.dns.types import Answer, Resolver
+from mailseal.message import CrlfStream, HeaderField, to_crlf
+from mailseal.pipeline.model import Action, Decision, Envelope, HeaderEdit, Role
+from mailseal.pipeline.role import RoleChoice, choose_role
+from mailseal.pipeline.verdict import apply_must_be_signed, outcome, reply_for
+from mailseal.results import Result
+
+log = logging.getLogger("mailseal.pipeline")
+
+#: Header data kept per message; beyond it the message is judged on what was kept.
+MAX_HEADER_BYTES = 1024 * 1024
+
+
+class MessageSession:
+    def __init__(self, config: Config, envelope: Envelope, resolver: Resolver,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.envelope = envelope
+        self._resolver = resolver
+        self._clock = clock
+        self.fields: list[HeaderField] = []
+        self._header_bytes = 0
+        self._overflow = ""
+        self._crlf = CrlfStream()
+        self._choice: RoleChoice | None = None
+        self._signer: Signer | None = None
+        self._verifier: Verifier | None = None
+        self._sign_error = ""
+
+    # -- input --------------------------------------------------------------
+
+    def header(self, name: bytes, value: bytes) -> None:
+        """One header field, value exactly as after the colon (folding kept)."""
+        limit = self.config.settings.verify.max_header_fields
+        self._header_bytes += len(name) + len(value)
+        if len(self.fields) >= limit:
+            self._overflow = f"more than {limit} header fields"
+            return
+        if self._header_bytes > MAX_HEADER_BYTES:
+            self._overflow = f"header section over {MAX_HEADER_BYTES} bytes"
+            return
+        self.fields.append(HeaderField(name, to_crlf(value)))
+
+    def end_of_headers(self) -> None:
+        choice = choose_role(self.config, self.envelope, self.fields)
+        self._choice = choice
+        if choice.role is Role.SIGN:
+            try:
+                self._signer = Signer(self.fields, choice.specs)
+            except SignError as exc:
+                self._sign_error = str(exc)
+        elif choice.role is Role.VERIFY:
+            v = self.config.settings.verify
+            policy = VerifyPolicy(
+                min_key_bits=v.minimum_key_bits, allow_sha1=v.allow_sha1,
+                max_signatures=v.max_signatures, clock_skew=v.clock_skew,
+                partial_body=Result(v.partial_body_result))
+            self._verifier = Verifier(self.fields, policy)
+
+    def body(self, chunk: bytes) -> None:
+        if self._choice is None:
+            self.end_of_headers()
+        target = self._signer or self._verifier
+        if target is not None:
+            target.feed(self._crlf.feed(chunk))
+
+    # -- decision -----------------------------------------------------------
+
+    async def finish(self) -> Decision:
+        """Judge the message. Never raises: an internal error becomes the configured
+        ``on_internal_error`` action (tempfail by default), with its reason."""
+        try:
+            return await self._finish()
+        except Exception as exc:  # a bug must not lose mail nor accept it silently
+            log.exception("internal error judging message %s", self.envelope.queue_id or "-")
+            action, reply = reply_for(self.config.settings.verify.on_internal_error)
+            role = self._choice.role if self._choice else Role.VERIFY
+            return Decision(action, role, reply,
+                            trail=(*self._trail(), f"internal error: {type(exc).__name__}: {exc}"),
+                            summary={"result": "internal-error"})
+
+    def _trail(self) -> tuple[str, ...]:
+        return self._choice.trail if self._choice else ()
+
+    async def _finish(self) -> Decision:
+        if self._choice is None:
+            self.end_of_headers()
+        assert self._choice is not None
+        role = self._choice.role
+        if role is Role.SIGN:
+            return self._finish_sign()
+        if role is Role.TRUSTED:
+            return Decision(Action.ACCEPT, role, trail=self._trail(),
+                            summary={"result": "not-signed"})
+        return await self._finish_verify()
+
+    def _finish_sign(self) -> Decision:
+        assert self._choice is not None
+        trail = list(self._trail())
+        if self._overflow:
+            self._sign_error = f"not signed: {self._overflow}"
+        if self._signer is None or self._sign_error:
+            action, reply = reply_for(self.config.settings.verify.on_signing_failure)
+            trail.append(f"signing failed: {self._sign_error} → {action}")
+            return Decision(action, Role.SIGN, reply, trail=tuple(trail),
+                            summary={"result": "sign-failed"})
+        fields = self._signer.finish(int(self._clock()))
+        edits = tuple(HeaderEdit("DKIM-Signature", f.partition(b":")[2].removesuffix(b"\r\n"))
+                      for f in fields)
+        signed = [f"d={s.domain} s={s.selector} a={s.resolved_algorithm()}"
+                  for s in self._choice.specs]
+        trail.append("signed: " + "; ".join(signed))
+        return Decision(Action.ACCEPT, Role.SIGN, edits=edits, trail=tuple(trail),
+                        summary={"result": "signed", "signatures": signed})
+
+    async def _finish_verify(self) -> Decision:
+        verifier = self._verifier
+        assert verifier is not None
+        cfg = self.config
+        trail = list(self._trail())
+        verifier.finish_body()
+        names = verifier.key_names()
+        # At most max_signatures names, fetched concurrently.
+        found = await asyncio.gather(*(self._resolver.txt(name) for name in names))
+        answers: dict[str, Answer[bytes]] = dict(zip(names, found, strict=True))
+        results = verifier.judge(answers, int(self._clock()))
+        if self._overflow:
+            trail.append(f"header limit: {self._overflow}; judged on the fields kept")
+        results = apply_must_be_signed(results, self.fields, cfg.settings.verify.must_be_signed)
+        for r in results:
+            trail.append(f"dkim={r.result} d={r.domain} s={r.selector} a={r.algorithm}: "
+                         f"{r.reason_text}" + (" (testing)" if r.testing else ""))
+        if verifier.skipped:
+            trail.append(f"{verifier.skipped} more signatures not checked (max_signatures)")
+        what, spec = outcome(results, cfg.settings.verify)
+        action, reply = reply_for(spec)
+        trail.append(f"outcome: {what} → {action}")
+        edits: list[HeaderEdit] = []
+        if cfg.settings.verify.remove_forged_authres:
+            edits.extend(self._forged_authres())
+            if edits:
+                trail.append(f"removed {len(edits)} Authentication-Results field(s) "
+                             f"claiming our authserv-id {cfg.authserv_id}")
+        ar = AuthenticationResults(cfg.authserv_id, None, tuple(dkim_method_results(results)))
+        value = format_field(ar).partition(b":")[2].removesuffix(b"\r\n")
+        edits.append(HeaderEdit("Authentication-Results", value))
+        return Decision(action, Role.VERIFY, reply if action is not Action.ACCEPT else None,
+                        edits=tuple(edits), trail=tuple(trail),
+                        summary={"result": str(best(results)), "outcome": what,
+                                 "signatures": [f"{r.result}:{r.domain}/{r.selector}"
+                                                for r in results]})
+
+    def _forged_authres(self) -> list[HeaderEdit]:
+        """RFC 8601 §5: remove Authentication-Results fields that carry our authserv-id
+        before adding ours; index counts fields of that name from 1."""
+        edits = []
+        index = 0
+        for field in self.fields:
+            if field.lname == b"authentication-results":
+                index += 1
+                if carries_authserv_id(field.value, self.config.authserv_id):
+                    edits.append(HeaderEdit(field.name.decode("ascii", "replace"),
+                                            remove=True, index=index))
+        return edits
