@@ -34,7 +34,7 @@ typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
 test: debs $(STAMP) lint typecheck
-	$(VENV)/bin/pytest -q -p no:cacheprovider
+	MAILSEAL_REQUIRE_PEERS=1 $(VENV)/bin/pytest -q -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

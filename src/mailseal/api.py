@@ -160,6 +160,8 @@ def read_header(stream: BinaryIO) -> tuple[list[HeaderField], bytes]:
         if data.startswith(b"\r\n"):
             return [], data[2:]
         at = data.find(b"\r\n\r\n")
+        if at > MAX_HEADER_BYTES:
+            raise MessageError(f"header section larger than {MAX_HEADER_BYTES} bytes")
         if at >= 0:
             return parse_header_block(data[:at]), data[at + 4 :]
         if len(buf) > MAX_HEADER_BYTES:

@@ -9,6 +9,7 @@ returns the DKIM-Signature fields to prepend, each ending in CRLF, in spec order
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -125,7 +126,7 @@ class Signer:
             if "@" not in spec.identity or not (
                     auid_domain == domain or auid_domain.endswith("." + domain)):
                 raise SignError(f"identity {spec.identity!r} is not within {domain}")
-            tags.append(("i", spec.identity))
+            tags.append(("i", qp_encode(spec.identity)))
         if spec.body_length:
             tags.append(("l", str(body_length)))
         if spec.timestamp or spec.expire_after is not None:
@@ -179,45 +180,77 @@ def copied_headers(fields: Sequence[HeaderField], names: Sequence[str]) -> str:
 
 
 def fold_tags(tags: Sequence[tuple[str, str]]) -> str:
-    """Lay out ``tag=value;`` items, folding so no line passes MAX_LINE columns.
-
-    Long h= lists break after a colon, long base64 anywhere (both allow FWS there,
-    RFC 6376 §3.5). The result starts with a space (after "DKIM-Signature:")."""
-    out = " "
-    col = len("DKIM-Signature: ")
+    """Lay out ``tag=value;`` items, folding so no line passes MAX_LINE columns where
+    the grammar allows a break (RFC 6376 §3.5: FWS around "=", between h= names,
+    inside base64 and dkim-quoted-printable). The result starts with a space (after
+    "DKIM-Signature:"); the last tag is ``b=`` with its value left empty."""
+    lines = _Lines(len("DKIM-Signature:"))
     for i, (name, value) in enumerate(tags):
-        item = f"{name}={value}" + (";" if i < len(tags) - 1 else "")
-        sep = "" if i == 0 else " "
-        if col + len(sep) + len(item) <= MAX_LINE or name == "b":
-            out += sep + item
-            col += len(sep) + len(item)
+        end = "" if i == len(tags) - 1 else ";"
+        item = f"{name}={value}{end}"
+        if len(item) + (0 if lines.fresh else 1) <= lines.room():
+            lines.separate()
+            lines.put(item)
             continue
-        out += "\r\n\t"
-        col = 8
-        if col + len(item) <= MAX_LINE:
-            out += item
-            col += len(item)
+        if not lines.fresh:
+            lines.fold()
+        if len(item) <= lines.room() or name not in _SPLITTABLE:
+            lines.put(item)  # an unbreakable value longer than a line stays whole
             continue
-        pieces = _split_value(name, value)
-        line = f"{name}="
-        for piece in pieces:
-            if col + len(line) + len(piece) > MAX_LINE and line.strip():
-                out += line + "\r\n\t"
-                col, line = 8, ""
-            line += piece
-        out += line + (";" if i < len(tags) - 1 else "")
-        col += len(line) + 1
-    return out
+        lines.put(f"{name}=")
+        units = _units(name, value)
+        units[-1] += end
+        for unit in units:
+            if len(unit) > lines.room() and not lines.fresh:
+                lines.fold()
+            lines.put(unit)
+    return "".join(lines.out)
 
 
-def _split_value(name: str, value: str) -> list[str]:
+class _Lines:
+    __slots__ = ("col", "fresh", "out")
+
+    def __init__(self, col: int) -> None:
+        self.out: list[str] = []
+        self.col = col
+        self.fresh = False  # at the start of a continuation line
+
+    def room(self) -> int:
+        return MAX_LINE - self.col
+
+    def put(self, text: str) -> None:
+        self.out.append(text)
+        self.col += len(text)
+        self.fresh = False
+
+    def separate(self) -> None:
+        if not self.fresh:
+            self.put(" ")
+
+    def fold(self) -> None:
+        self.out.append("\r\n\t")
+        self.col = 8
+        self.fresh = True
+
+
+_SPLITTABLE = {"h", "z", "bh"}
+
+
+def _units(name: str, value: str) -> list[str]:
+    """The smallest pieces a value may be broken between."""
     if name == "h":
         parts = value.split(":")
         return [p + ":" for p in parts[:-1]] + [parts[-1]]
-    if name == "z":
-        parts = value.split("|")
-        return [p + "|" for p in parts[:-1]] + [parts[-1]]
-    return [value[i : i + 64] for i in range(0, len(value), 64)]
+    if name == "z":  # anywhere but inside an "=XX" escape (dkim-quoted-printable)
+        return re.findall(r"=[0-9A-F]{2}|.", value)
+    return list(value)  # base64
+
+
+def qp_encode(text: str) -> str:
+    """dkim-quoted-printable (RFC 6376 §2.11) for i=: UTF-8, with everything outside
+    %x21-3A / %x3C / %x3E-7E written as =XX."""
+    return "".join(chr(c) if 0x21 <= c <= 0x7E and c not in b";=" else f"={c:02X}"
+                   for c in text.encode("utf-8"))
 
 
 def _fold_b64(b: str, unsigned: str) -> str:

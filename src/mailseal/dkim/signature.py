@@ -167,4 +167,6 @@ def _decode_qp(value: str) -> str:
     text = strip_whitespace(value)
     if "=" not in text:
         return text
-    return re.sub(r"=([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), text)
+    raw = re.sub(rb"=([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]),
+                 text.encode("utf-8", "surrogateescape"))
+    return raw.decode("utf-8", "replace")

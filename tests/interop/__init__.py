@@ -1,0 +1,1 @@
+"""Interop tests against independent DKIM implementations (dkimpy, Mail::DKIM, OpenDKIM)."""
