@@ -50,6 +50,7 @@ class ServerSettings(_Model):
     session_timeout: float = Field(default=300.0, gt=0)  # seconds a milter session may idle
     message_timeout: float = Field(default=60.0, gt=0)  # seconds for judging one message
     max_message_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    workers: int = Field(default=1, ge=1, le=64)  # processes sharing the listeners
     pid_file: str | None = None
     metrics_address: str | None = None  # "127.0.0.1:9465" serves Prometheus metrics
 
