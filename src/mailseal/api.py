@@ -167,7 +167,10 @@ def read_header(stream: BinaryIO) -> tuple[list[HeaderField], bytes]:
         if len(buf) > MAX_HEADER_BYTES:
             raise MessageError(f"header section larger than {MAX_HEADER_BYTES} bytes")
         if not block:
-            return parse_header_block(data.rstrip(b"\r\n")), b""
+            head = data.rstrip(b"\r\n")
+            if len(head) > MAX_HEADER_BYTES:
+                raise MessageError(f"header section larger than {MAX_HEADER_BYTES} bytes")
+            return parse_header_block(head), b""
 
 
 def limits_result(detail: str) -> DkimResult:

@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-
-_BARE_LF = re.compile(rb"(?<!\r)\n")
 
 #: Bounds on attacker-controlled header data (see MessageLimits for the defaults).
 MAX_HEADER_FIELDS = 1000
@@ -29,23 +26,40 @@ class MessageError(ValueError):
     """The message cannot be parsed into header fields and body."""
 
 
-@dataclass(frozen=True, slots=True)
 class HeaderField:
     """One header field: ``name`` as written, ``value`` everything after the colon,
-    internal CRLFs (folding) kept, the terminating CRLF not included."""
+    internal CRLFs (folding) kept, the terminating CRLF not included. Immutable;
+    ``lname`` (the lower-cased, stripped name used for matching) is computed once."""
+
+    __slots__ = ("lname", "name", "value")
 
     name: bytes
     value: bytes
+    lname: bytes
+
+    def __init__(self, name: bytes, value: bytes) -> None:
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "value", value)
+        object.__setattr__(self, "lname", name.strip().lower())
+
+    def __setattr__(self, key: str, value: object) -> None:
+        raise AttributeError("HeaderField is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, HeaderField):
+            return NotImplemented
+        return self.name == other.name and self.value == other.value
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.value))
+
+    def __repr__(self) -> str:
+        return f"HeaderField(name={self.name!r}, value={self.value!r})"
 
     @property
     def raw(self) -> bytes:
         """The field as it appears in the message, without its final CRLF."""
         return self.name + b":" + self.value
-
-    @property
-    def lname(self) -> bytes:
-        """The lower-cased name with surrounding whitespace removed, for matching."""
-        return self.name.strip().lower()
 
     def text(self) -> str:
         """The unfolded value as text (for display and address parsing)."""
@@ -58,12 +72,19 @@ def unfold(value: bytes) -> bytes:
 
 
 def to_crlf(data: bytes) -> bytes:
-    """Turn every bare LF into CRLF; existing CRLFs and bare CRs are kept."""
-    if b"\n" not in data:
+    """Turn every bare LF into CRLF; existing CRLFs and bare CRs are kept.
+
+    Two C-speed replaces instead of a regex: CRLF → LF, then LF → CRLF gives the
+    same bytes ("\r\r\n" stays "\r\r\n") and runs many times faster."""
+    lf = data.count(b"\n")
+    if not lf:
         return data
-    if b"\r\n" in data and data.count(b"\n") == data.count(b"\r\n"):
+    crlf = data.count(b"\r\n")
+    if crlf == lf:
         return data
-    return _BARE_LF.sub(b"\r\n", data)
+    if crlf:
+        data = data.replace(b"\r\n", b"\n")
+    return data.replace(b"\n", b"\r\n")
 
 
 class CrlfStream:
@@ -113,34 +134,25 @@ def split_message(
     return parse_header_block(head, max_fields=max_fields), body
 
 
+_FIELD_BREAK = re.compile(rb"\r\n(?![ \t])")
+
+
 def parse_header_block(head: bytes, *, max_fields: int = MAX_HEADER_FIELDS) -> list[HeaderField]:
-    """Parse a CRLF-separated header block (without the empty line) into fields."""
+    """Parse a CRLF-separated header block (without the empty line) into fields.
+
+    A line break followed by SP or HTAB continues the field (folding); any other
+    line break starts a new one. A line without a colon is left out: no signature
+    can name it."""
     if not head:
         return []
     fields: list[HeaderField] = []
-    lines = head.split(b"\r\n")
-    current: list[bytes] = []
-    for line in lines:
-        if line[:1] in (b" ", b"\t") and current:
-            current.append(line)
-            continue
-        if current:
-            _add_field(fields, current)
+    for raw in _FIELD_BREAK.split(head):
+        name, sep, value = raw.partition(b":")
+        if sep and name.strip():
+            fields.append(HeaderField(name, value))
             if len(fields) > max_fields:
                 raise MessageError(f"more than {max_fields} header fields")
-        current = [line]
-    if current:
-        _add_field(fields, current)
-    if len(fields) > max_fields:
-        raise MessageError(f"more than {max_fields} header fields")
     return fields
-
-
-def _add_field(fields: list[HeaderField], lines: list[bytes]) -> None:
-    raw = b"\r\n".join(lines)
-    name, sep, value = raw.partition(b":")
-    if sep and name.strip():
-        fields.append(HeaderField(name, value))
 
 
 def find_fields(fields: Iterable[HeaderField], name: bytes) -> list[HeaderField]:

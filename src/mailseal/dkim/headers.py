@@ -13,14 +13,14 @@ def select_headers(fields: Sequence[HeaderField], names: Sequence[str]) -> list[
     """RFC 6376 §5.4.2: for each name in ``h=``, take the last not yet used instance
     of that field, counting from the bottom; a name with no instance left adds nothing
     (this is how oversigning makes later additions fail)."""
-    positions: dict[bytes, list[int]] = {}
-    for index, field in enumerate(fields):
-        positions.setdefault(field.lname, []).append(index)
+    positions: dict[bytes, list[HeaderField]] = {}
+    for field in fields:
+        positions.setdefault(field.lname, []).append(field)
     chosen: list[HeaderField] = []
     for name in names:
         stack = positions.get(name.strip().lower().encode("ascii", "replace"))
         if stack:
-            chosen.append(fields[stack.pop()])
+            chosen.append(stack.pop())
     return chosen
 
 

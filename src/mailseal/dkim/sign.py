@@ -9,6 +9,7 @@ returns the DKIM-Signature fields to prepend, each ending in CRLF, in spec order
 from __future__ import annotations
 
 import base64
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -150,23 +151,28 @@ def signed_header_names(fields: Sequence[HeaderField], wanted: Sequence[str] | N
                         oversign: Sequence[str]) -> list[str]:
     """The h= list: each wanted field once per instance present, oversigned ones once
     more; From always, and always oversigned."""
-    counts: dict[str, int] = {}
+    counts: dict[bytes, int] = {}
     for f in fields:
-        name = f.lname.decode("ascii", "replace")
-        counts[name] = counts.get(name, 0) + 1
-    wanted_names = [n.lower() for n in (wanted if wanted is not None else DEFAULT_SIGNED)]
-    if "from" not in wanted_names:
-        wanted_names.insert(0, "from")
-    over = {n.lower() for n in oversign} | {"from"}
+        counts[f.lname] = counts.get(f.lname, 0) + 1
     names: list[str] = []
-    seen: set[str] = set()
-    for name in wanted_names:
-        if name in seen:
-            continue
-        seen.add(name)
-        n = counts.get(name, 0) + (1 if name in over else 0)
-        names.extend([name] * n)
+    for name, key, extra in _wanted(None if wanted is None else tuple(wanted), tuple(oversign)):
+        n = counts.get(key, 0) + extra
+        if n:
+            names.extend([name] * n)
     return names
+
+
+@functools.lru_cache(maxsize=256)
+def _wanted(wanted: tuple[str, ...] | None,
+            oversign: tuple[str, ...]) -> tuple[tuple[str, bytes, int], ...]:
+    """(name, name as bytes, 1 if oversigned) per wanted field, From first if missing:
+    the same for every message signed with one spec, so computed once."""
+    names = [n.lower() for n in (wanted if wanted is not None else DEFAULT_SIGNED)]
+    if "from" not in names:
+        names.insert(0, "from")
+    over = {n.lower() for n in oversign} | {"from"}
+    return tuple((n, n.encode("ascii", "replace"), 1 if n in over else 0)
+                 for n in dict.fromkeys(names))
 
 
 def copied_headers(fields: Sequence[HeaderField], names: Sequence[str]) -> str:
@@ -184,53 +190,39 @@ def fold_tags(tags: Sequence[tuple[str, str]]) -> str:
     the grammar allows a break (RFC 6376 §3.5: FWS around "=", between h= names,
     inside base64 and dkim-quoted-printable). The result starts with a space (after
     "DKIM-Signature:"); the last tag is ``b=`` with its value left empty."""
-    lines = _Lines(len("DKIM-Signature:"))
+    out: list[str] = []
+    col = len("DKIM-Signature:")
+    fresh = False  # at the start of a continuation line (no separating space needed)
+    last = len(tags) - 1
     for i, (name, value) in enumerate(tags):
-        end = "" if i == len(tags) - 1 else ";"
-        item = f"{name}={value}{end}"
-        if len(item) + (0 if lines.fresh else 1) <= lines.room():
-            lines.separate()
-            lines.put(item)
+        item = f"{name}={value}" if i == last else f"{name}={value};"
+        if len(item) + (0 if fresh else 1) <= MAX_LINE - col:
+            out.append(item if fresh else " " + item)
+            col += len(item) + (0 if fresh else 1)
+            fresh = False
             continue
-        if not lines.fresh:
-            lines.fold()
-        if len(item) <= lines.room() or name not in _SPLITTABLE:
-            lines.put(item)  # an unbreakable value longer than a line stays whole
+        if not fresh:
+            out.append("\r\n\t")
+            col = 8
+        if len(item) <= MAX_LINE - col or name not in _SPLITTABLE:
+            out.append(item)  # an unbreakable value longer than a line stays whole
+            col += len(item)
+            fresh = False
             continue
-        lines.put(f"{name}=")
+        out.append(f"{name}=")
+        col += len(name) + 1
         units = _units(name, value)
-        units[-1] += end
+        if i != last:
+            units[-1] += ";"
+        fresh = False
         for unit in units:
-            if len(unit) > lines.room() and not lines.fresh:
-                lines.fold()
-            lines.put(unit)
-    return "".join(lines.out)
-
-
-class _Lines:
-    __slots__ = ("col", "fresh", "out")
-
-    def __init__(self, col: int) -> None:
-        self.out: list[str] = []
-        self.col = col
-        self.fresh = False  # at the start of a continuation line
-
-    def room(self) -> int:
-        return MAX_LINE - self.col
-
-    def put(self, text: str) -> None:
-        self.out.append(text)
-        self.col += len(text)
-        self.fresh = False
-
-    def separate(self) -> None:
-        if not self.fresh:
-            self.put(" ")
-
-    def fold(self) -> None:
-        self.out.append("\r\n\t")
-        self.col = 8
-        self.fresh = True
+            if len(unit) > MAX_LINE - col and not fresh:
+                out.append("\r\n\t")
+                col = 8
+            out.append(unit)
+            col += len(unit)
+            fresh = False
+    return "".join(out)
 
 
 _SPLITTABLE = {"h", "z", "bh"}

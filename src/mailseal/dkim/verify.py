@@ -148,8 +148,7 @@ class Verifier:
             return result(Reason.KEY_NOT_FOUND, f"{sig.key_name}: {answer.status.value}")
         records, problem = _usable_records(answer.records[: self.policy.max_key_records])
         if not records:
-            assert problem is not None
-            return result(*problem)
+            return result(*(problem or (Reason.KEY_NOT_FOUND, f"{sig.key_name}: no record")))
         body_ok = hmac.compare_digest(sink.digest(), sig.bh)
         outcome: DkimResult | None = None
         for record in records:
