@@ -23,7 +23,7 @@ class _JsonFormatter(logging.Formatter):
             data["message"] = record.getMessage()
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
-        return json.dumps(data, default=str)
+        return json.dumps(data, default=str, ensure_ascii=False)
 
 
 class _TextFormatter(logging.Formatter):
@@ -37,7 +37,7 @@ class _TextFormatter(logging.Formatter):
 
 def _text(value: object) -> str:
     text = ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
-    return json.dumps(text) if (" " in text or '"' in text or not text) else text
+    return json.dumps(text, ensure_ascii=False) if (" " in text or '"' in text or not text) else text
 
 
 def setup_logging(fmt: str = "text", target: str = "stderr", level: str = "info") -> None:
