@@ -172,7 +172,7 @@ def _outside_signed(setup: dict[str, object], body: str) -> list[tuple[str, str]
     name, _, value = field.decode().partition(":")
     headers = [(n, v.replace("example.com>", "example.net>")) for n, v in MESSAGE_HEADERS]
     return [("Authentication-Results", "mx.test; dkim=pass header.d=example.net"),
-            (name, value.strip().replace("\r\n", "\n"))] + headers
+            (name, value.strip().replace("\r\n", "\n")), *headers]
 
 
 def _pem(key: object) -> bytes:

@@ -8,13 +8,14 @@ CRLFs (kept as a count, so a body of a million empty lines costs no memory), and
 one pending space and/or CR. Feeding a body whole, in pieces or byte by byte
 gives the same output.
 
-The relaxed body algorithm works on whole chunks with C-speed bytes methods
-(``translate``, ``replace``) instead of a per-line loop:
-
-1. HTAB → SP; 2. halve runs of SP until none of two is left (RFC 6376 §3.4.4 b:
-"reduce all sequences of WSP within a line to a single SP"); 3. "SP CRLF" → CRLF
-(§3.4.4 a: "ignore all whitespace at the end of lines"); then the trailing-empty-
-line rule (§3.4.3/§3.4.4) is applied at the end of the body.
+The relaxed body algorithm works on whole chunks instead of a per-line loop. The
+whitespace transform (``relax``) reduces every run of SP/HTAB to one SP (RFC 6376
+§3.4.4 b: "reduce all sequences of WSP within a line to a single SP") and drops a run
+directly followed by CRLF (§3.4.4 a: "ignore all whitespace at the end of lines");
+then the trailing-empty-line rule (§3.4.3/§3.4.4) is applied at the end of the body.
+``relax`` is the C accelerator ``mailseal.dkim._canon`` when it was built (one pass,
+no copy when nothing changes), else ``relax_py``, the same transform with bytes
+methods; docs/performance.md has the figures.
 """
 
 from __future__ import annotations
@@ -66,15 +67,42 @@ def relaxed_header(name: bytes, value: bytes) -> bytes:
 # --- body --------------------------------------------------------------------
 
 Sink = Callable[[bytes], None]
+Relax = Callable[[bytes], bytes]
+
+
+def relax_py(data: bytes) -> bytes:
+    """The relaxed body whitespace transform on one buffer, with bytes methods:
+    1. HTAB → SP; 2. halve runs of SP until none of two is left; 3. "SP CRLF" → CRLF."""
+    if b"\t" in data:  # a memchr: most mail has no tab, translate would copy it all
+        data = data.translate(_TAB_TO_SP)
+    while b"  " in data:
+        data = data.replace(b"  ", b" ")
+    if b" \r\n" in data:
+        data = data.replace(b" \r\n", CRLF)
+    return data
+
+
+def _accelerated() -> Relax:
+    try:
+        from mailseal.dkim._canon import relax as fast
+    except ImportError:  # installed without a C compiler: setup.py builds it optionally
+        return relax_py
+    return fast
+
+
+relax: Relax = _accelerated()
 
 
 class BodyCanonicalizer:
     """Streams a body through one canonicalization into one or more sinks."""
 
-    __slots__ = ("_crlfs", "_emitted", "_finished", "_pending", "_relaxed", "_sinks")
+    __slots__ = ("_crlfs", "_emitted", "_finished", "_pending", "_relax", "_relaxed", "_sinks")
 
-    def __init__(self, canon: Canon, sinks: Sequence[Sink]) -> None:
+    def __init__(self, canon: Canon, sinks: Sequence[Sink], relax: Relax = relax) -> None:
+        """``relax``: the whitespace transform for relaxed bodies; any function with
+        ``relax_py``'s behaviour (the default is the accelerated one, if built)."""
         self._relaxed = canon is Canon.RELAXED
+        self._relax = relax
         self._sinks = tuple(sinks)
         self._crlfs = 0  # trailing CRLFs held back (they vanish if the body ends here)
         self._pending = b""  # at most b" ", b"\r" or b" \r" held after them
@@ -86,11 +114,7 @@ class BodyCanonicalizer:
             return
         data = self._pending + chunk
         if self._relaxed:
-            data = data.translate(_TAB_TO_SP)
-            while b"  " in data:
-                data = data.replace(b"  ", b" ")
-            if b" \r\n" in data:
-                data = data.replace(b" \r\n", CRLF)
+            data = self._relax(data)
         head, crlfs, pending = _split_tail(data, allow_space=self._relaxed)
         if head:
             self._write_crlfs()
