@@ -67,7 +67,10 @@ def sign(
 
 def sign_specs(message: bytes, specs: Iterable[SignSpec], *, now: int | None = None) -> list[bytes]:
     """Sign with several specs in one pass over the body (e.g. RSA and Ed25519)."""
-    fields, body = split_message(message)
+    try:
+        fields, body = split_message(message)
+    except MessageError as exc:
+        raise SignError(f"cannot sign: {exc}") from None
     signer = Signer(fields, specs)
     for chunk in iter_chunks(body):
         signer.feed(chunk)

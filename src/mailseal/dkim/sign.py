@@ -19,7 +19,7 @@ from mailseal.dkim.canonical import Canon, parse_canonicalization
 from mailseal.dkim.crypto import sign_digest
 from mailseal.dkim.headers import header_digest, select_headers
 from mailseal.dkim.keys import SigningKey
-from mailseal.dkim.signature import ALGORITHMS
+from mailseal.dkim.signature import ALGORITHMS, valid_domain
 from mailseal.message import HeaderField, find_fields
 
 #: RFC 6376 §5.4.1: fields that SHOULD be signed when present. To those we add the
@@ -64,6 +64,13 @@ class SignSpec:
     extra: tuple[tuple[str, str], ...] = field(default=())  # more tags, before bh=
 
     def resolved_algorithm(self) -> str:
+        """The a= value, after checking the spec can make a valid signature."""
+        # RFC 6376 §3.5: d= and s= are DNS names; anything else would be a signature
+        # no verifier accepts, or worse, header injection (a CRLF in s=).
+        if not valid_domain(self.domain):
+            raise SignError(f"invalid signing domain {self.domain!r}")
+        if not valid_domain(self.selector):
+            raise SignError(f"invalid selector {self.selector!r}")
         algorithm = (self.algorithm or f"{self.key.key_type}-sha256").lower()
         if algorithm not in ALGORITHMS:
             raise SignError(f"unknown algorithm {algorithm!r}")

@@ -28,6 +28,13 @@ REQUIRED_TAGS = ("v", "a", "b", "bh", "d", "h", "s")
 # underscores (seen in real d=) and require at least the label syntax.
 _DOMAIN = re.compile(r"(?:[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*"
                      r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\Z")
+
+
+def valid_domain(name: str) -> bool:
+    """A DNS name as d= and s= allow it (labels of letters, digits, '-', '_')."""
+    return bool(_DOMAIN.match(name))
+
+
 _DIGITS = re.compile(r"[0-9]{1,76}\Z")  # RFC 6376 §3.5: l=, t=, x= are 1*76DIGIT
 _B_TAG = re.compile(rb"((?:^|;)[ \t\r\n]*b[ \t\r\n]*=)[^;]*")
 
