@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 from mailseal.dkim.keys import SigningKey, load_key
 from mailseal.dkim.reasons import Reason
-from mailseal.dkim.sign import DEFAULT_OVERSIGNED, SignError, Signer, SignSpec
+from mailseal.dkim.sign import DEFAULT_OVERSIGNED, Signer, SignError, SignSpec
 from mailseal.dkim.verify import DkimResult, Verifier, VerifyPolicy
 from mailseal.dns.types import Answer, Resolver
 from mailseal.message import (
