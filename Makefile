@@ -10,7 +10,7 @@ DEBS := postfix opendkim opendkim-tools miltertest libmail-dkim-perl libnet-dns-
 
 .PHONY: run test lint typecheck unit debs clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py src/mailseal/dkim/_canon.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[test]'
