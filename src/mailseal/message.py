@@ -26,32 +26,32 @@ class MessageError(ValueError):
     """The message cannot be parsed into header fields and body."""
 
 
-class HeaderField:
+class HeaderField(tuple[bytes, bytes, bytes]):
     """One header field: ``name`` as written, ``value`` everything after the colon,
-    internal CRLFs (folding) kept, the terminating CRLF not included. Immutable;
-    ``lname`` (the lower-cased, stripped name used for matching) is computed once."""
+    internal CRLFs (folding) kept, the terminating CRLF not included; ``lname`` is the
+    lower-cased, stripped name used for matching, computed once. Immutable. (A tuple
+    underneath: fields are built for every message, and this is the cheapest
+    immutable object Python offers.)"""
 
-    __slots__ = ("lname", "name", "value")
+    __slots__ = ()
 
-    name: bytes
-    value: bytes
-    lname: bytes
+    def __new__(cls, name: bytes, value: bytes) -> HeaderField:
+        return tuple.__new__(cls, (name, value, name.strip().lower()))
 
-    def __init__(self, name: bytes, value: bytes) -> None:
-        object.__setattr__(self, "name", name)
-        object.__setattr__(self, "value", value)
-        object.__setattr__(self, "lname", name.strip().lower())
+    @property
+    def name(self) -> bytes:
+        """The name as written."""
+        return self[0]
 
-    def __setattr__(self, key: str, value: object) -> None:
-        raise AttributeError("HeaderField is immutable")
+    @property
+    def value(self) -> bytes:
+        """Everything after the colon."""
+        return self[1]
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, HeaderField):
-            return NotImplemented
-        return self.name == other.name and self.value == other.value
-
-    def __hash__(self) -> int:
-        return hash((self.name, self.value))
+    @property
+    def lname(self) -> bytes:
+        """The lower-cased name without surrounding whitespace."""
+        return self[2]
 
     def __repr__(self) -> str:
         return f"HeaderField(name={self.name!r}, value={self.value!r})"

@@ -3,9 +3,7 @@ computed once, and each distinct (canonicalization, hash, l=) is hashed once."""
 
 from __future__ import annotations
 
-import hashlib
-
-from mailseal.dkim.canonical import BodyCanonicalizer, Canon, HashSink
+from mailseal.dkim.canonical import HASHES, BodyCanonicalizer, Canon, HashSink
 
 
 class BodyHashes:
@@ -20,7 +18,7 @@ class BodyHashes:
         if key not in self._sinks:
             if self._canonicalizers is not None:
                 raise RuntimeError("BodyHashes.add after the body was fed")
-            self._sinks[key] = HashSink(hashlib.new(hash_name), limit)
+            self._sinks[key] = HashSink(HASHES[hash_name](), limit)
         return self._sinks[key]
 
     def _start(self) -> dict[Canon, BodyCanonicalizer]:

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from mailseal.dkim.bodyhash import BodyHashes
 from mailseal.dkim.canonical import Canon, parse_canonicalization
 from mailseal.dkim.crypto import sign_digest
-from mailseal.dkim.headers import header_digest, select_headers
+from mailseal.dkim.headers import FieldIndex, header_digest, index_fields, select_headers
 from mailseal.dkim.keys import SigningKey
 from mailseal.dkim.signature import ALGORITHMS, valid_domain
-from mailseal.message import HeaderField, find_fields
+from mailseal.message import HeaderField
 
 #: RFC 6376 §5.4.1: fields that SHOULD be signed when present. To those we add the
 #: MIME fields and Message-ID, as OpenDKIM and dkimpy do: they change how the body
@@ -65,22 +65,28 @@ class SignSpec:
 
     def resolved_algorithm(self) -> str:
         """The a= value, after checking the spec can make a valid signature."""
-        # RFC 6376 §3.5: d= and s= are DNS names; anything else would be a signature
-        # no verifier accepts, or worse, header injection (a CRLF in s=).
-        if not valid_domain(self.domain):
-            raise SignError(f"invalid signing domain {self.domain!r}")
-        if not valid_domain(self.selector):
-            raise SignError(f"invalid selector {self.selector!r}")
-        algorithm = (self.algorithm or f"{self.key.key_type}-sha256").lower()
-        if algorithm not in ALGORITHMS:
-            raise SignError(f"unknown algorithm {algorithm!r}")
-        if ALGORITHMS[algorithm][0] != self.key.key_type:
-            raise SignError(f"algorithm {algorithm} needs a {ALGORITHMS[algorithm][0]} key, "
-                            f"got {self.key.key_type} ({self.key.source or 'key'})")
-        if algorithm == "rsa-sha1" and not self.allow_sha1:
-            raise SignError("rsa-sha1 is not allowed for signing (RFC 8301); "
-                            "use rsa-sha256 or force it with the legacy switch")
-        return algorithm
+        return _resolve(self)
+
+
+@functools.lru_cache(maxsize=256)
+def _resolve(spec: SignSpec) -> str:
+    """SignSpec.resolved_algorithm, computed once per spec (specs are frozen values)."""
+    # RFC 6376 §3.5: d= and s= are DNS names; anything else would be a signature
+    # no verifier accepts, or worse, header injection (a CRLF in s=).
+    if not valid_domain(spec.domain):
+        raise SignError(f"invalid signing domain {spec.domain!r}")
+    if not valid_domain(spec.selector):
+        raise SignError(f"invalid selector {spec.selector!r}")
+    algorithm = (spec.algorithm or f"{spec.key.key_type}-sha256").lower()
+    if algorithm not in ALGORITHMS:
+        raise SignError(f"unknown algorithm {algorithm!r}")
+    if ALGORITHMS[algorithm][0] != spec.key.key_type:
+        raise SignError(f"algorithm {algorithm} needs a {ALGORITHMS[algorithm][0]} key, "
+                        f"got {spec.key.key_type} ({spec.key.source or 'key'})")
+    if algorithm == "rsa-sha1" and not spec.allow_sha1:
+        raise SignError("rsa-sha1 is not allowed for signing (RFC 8301); "
+                        "use rsa-sha256 or force it with the legacy switch")
+    return algorithm
 
 
 class Signer:
@@ -88,7 +94,8 @@ class Signer:
 
     def __init__(self, fields: Sequence[HeaderField], specs: Iterable[SignSpec]) -> None:
         self._fields = list(fields)
-        froms = find_fields(self._fields, b"from")
+        self._index = index_fields(self._fields)
+        froms = self._index.get(b"from", [])
         # RFC 6376 §5.4: From MUST be signed; RFC 5322 §3.6: exactly one From.
         if not froms:
             raise SignError("message has no From field")
@@ -123,7 +130,7 @@ class Signer:
 
     def _sign_one(self, spec: SignSpec, algorithm: str, canon: tuple[Canon, Canon],
                   hash_name: str, bh: bytes, body_length: int, now: int) -> bytes:
-        names = signed_header_names(self._fields, spec.headers, spec.oversign)
+        names = signed_header_names(self._fields, spec.headers, spec.oversign, self._index)
         domain = spec.domain.lower()
         tags: list[tuple[str, str]] = [
             ("v", "1"), ("a", algorithm), ("c", f"{canon[0]}/{canon[1]}"),
@@ -149,21 +156,20 @@ class Signer:
         tags.append(("b", ""))
         unsigned = fold_tags(tags)
         field = HeaderField(b"DKIM-Signature", unsigned.encode("ascii"))
-        digest = header_digest(self._fields, names, canon[0], hash_name, field)
+        digest = header_digest(self._fields, names, canon[0], hash_name, field, self._index)
         b = base64.b64encode(sign_digest(spec.key.private, hash_name, digest)).decode("ascii")
         return b"DKIM-Signature:" + (unsigned + _fold_b64(b, unsigned)).encode("ascii") + b"\r\n"
 
 
 def signed_header_names(fields: Sequence[HeaderField], wanted: Sequence[str] | None,
-                        oversign: Sequence[str]) -> list[str]:
+                        oversign: Sequence[str], index: FieldIndex | None = None) -> list[str]:
     """The h= list: each wanted field once per instance present, oversigned ones once
     more; From always, and always oversigned."""
-    counts: dict[bytes, int] = {}
-    for f in fields:
-        counts[f.lname] = counts.get(f.lname, 0) + 1
+    if index is None:
+        index = index_fields(fields)
     names: list[str] = []
     for name, key, extra in _wanted(None if wanted is None else tuple(wanted), tuple(oversign)):
-        n = counts.get(key, 0) + extra
+        n = len(index.get(key, ())) + extra
         if n:
             names.extend([name] * n)
     return names
