@@ -11,7 +11,13 @@ import sys
 import click
 
 from mailseal import __version__
-from mailseal.frontends.cli import config_cmds, dkim_cmds, postfix_cmds, service_cmds
+from mailseal.frontends.cli import (
+    config_cmds,
+    dkim_cmds,
+    import_cmds,
+    postfix_cmds,
+    service_cmds,
+)
 
 
 class CliError(click.ClickException):
@@ -37,6 +43,7 @@ dkim_cmds.register(cli)
 config_cmds.register(cli)
 service_cmds.register(cli)
 postfix_cmds.register(cli)
+import_cmds.register(cli)
 
 
 def main(argv: list[str] | None = None) -> int:
