@@ -7,6 +7,7 @@ import socket
 import time
 from pathlib import Path
 
+from mailseal.dkim.signature import valid_domain
 from mailseal.keystore import generate_key, write_private_key, write_text_atomic
 
 TEMPLATE = """\
@@ -74,6 +75,9 @@ def write_default_config(directory: str | Path, *, domain: str | None = None,
     host, host_dom = host_domain()
     domain = (domain or host_dom).lower().rstrip(".")
     selector = selector or time.strftime("%Y-%m")
+    for what, name in (("domain", domain), ("selector", selector)):
+        if not valid_domain(name):  # also keeps "../" out of the key path
+            raise ValueError(f"{what} {name!r} is not a DNS name")
     keyfile = folder / "keys" / domain / f"{selector}.private"
     folder.mkdir(parents=True, exist_ok=True)
     if not keyfile.exists():

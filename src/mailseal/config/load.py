@@ -113,4 +113,4 @@ def _first_error(source: str, exc: ValidationError) -> str:
     if err["type"] == "extra_forbidden":
         msg = "unknown setting"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{source}: {loc or '(top level)'}: {msg}{more}"
+    return f"{source}: {loc}: {msg}{more}" if loc else f"{source}: {msg}{more}"

@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mailseal.dkim.signature import valid_domain
+
 ActionName = Literal["accept", "reject", "tempfail", "quarantine", "discard"]
 
 #: OpenDKIM's default signed-and-oversigned set when signing (issue: replay defence).
@@ -99,7 +101,17 @@ class KeyEntry(_Model):
     @field_validator("domain")
     @classmethod
     def _domain(cls, value: str) -> str:
-        return value.lower().rstrip(".")
+        value = value.lower().rstrip(".")
+        if not valid_domain(value):
+            raise ValueError(f"{value!r} is not a DNS domain name")
+        return value
+
+    @field_validator("selector")
+    @classmethod
+    def _selector(cls, value: str) -> str:
+        if not valid_domain(value):
+            raise ValueError(f"{value!r} is not a valid selector (DNS labels)")
+        return value
 
 
 class SigningRule(_Model):

@@ -120,6 +120,8 @@ class Signer:
 
     def finish(self, now: int) -> list[bytes]:
         """The DKIM-Signature fields, each ending in CRLF, in spec order."""
+        if now < 0:
+            raise SignError(f"signing time {now} is before 1970 (t= is 1*76DIGIT)")
         self._bodies.finish()
         out = []
         for spec, algorithm, canon, hash_name in self._plans:

@@ -35,7 +35,13 @@ def load_or_fail(path: str) -> Config:
 
 @click.group("config")
 def config_group() -> None:
-    """Create and check the configuration file."""
+    """Create and check the configuration file.
+
+    \b
+    Example:
+      mailseal config init --directory /etc/mailseal -d example.com
+      mailseal config check /etc/mailseal/mailseal.toml
+    """
 
 
 @config_group.command("init")
@@ -56,7 +62,7 @@ def init_cmd(directory: str, domain: str | None, selector: str | None, address: 
         path, keyfile = write_default_config(directory, domain=domain, selector=selector,
                                              address=address)
         config = load_config(path)
-    except (FileExistsError, KeyFileError, ConfigError, OSError) as exc:
+    except (FileExistsError, KeyFileError, ConfigError, OSError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"wrote {path} and {keyfile} (mode 0600)")
     print_records(config)

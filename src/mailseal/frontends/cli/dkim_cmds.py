@@ -61,7 +61,8 @@ def _split_list(value: str | None) -> tuple[str, ...] | None:
 @click.option("--copy-headers", is_flag=True, help="Add z= (diagnostic copy of the fields).")
 @click.option("--no-timestamp", is_flag=True, help="Leave out t=.")
 @click.option("--legacy-sha1", is_flag=True, help="Allow rsa-sha1 (RFC 8301 forbids it).")
-@click.option("--time", "now", type=int, help="Sign as at this Unix time (tests).")
+@click.option("--time", "now", type=click.IntRange(min=0),
+              help="Sign as at this Unix time (tests).")
 @click.argument("message", required=False, type=click.File("rb"), default="-")
 def sign_cmd(domain: str, selector: str, keyfile: str, algorithm: str, canonicalization: str,
              headers: str | None, oversign: str, identity: str | None, expire: int | None,
@@ -107,14 +108,16 @@ def sign_cmd(domain: str, selector: str, keyfile: str, algorithm: str, canonical
 @click.option("--dns", "dns_server", metavar="HOST:PORT", help="Ask this nameserver.")
 @click.option("--dns-file", type=click.Path(exists=True, dir_okay=False),
               help="Answer key queries from this BIND zone file (offline).")
-@click.option("--timeout", type=float, default=5.0, show_default=True, help="DNS timeout.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=5.0,
+              show_default=True, help="DNS timeout in seconds.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per message.")
 @click.option("--authserv-id", default=None, help="authserv-id for Authentication-Results "
               "(default: this host's name).")
 @click.option("--min-key-bits", type=int, default=1024, show_default=True)
 @click.option("--allow-sha1", is_flag=True, help="Accept rsa-sha1 (RFC 8301 forbids it).")
 @click.option("--max-signatures", type=click.IntRange(1, 100), default=8, show_default=True)
-@click.option("--time", "now", type=int, help="Verify as at this Unix time.")
+@click.option("--time", "now", type=click.IntRange(min=0),
+              help="Verify as at this Unix time.")
 @click.option("-q", "--quiet", is_flag=True, help="Only the exit status.")
 @click.argument("paths", nargs=-1, type=click.Path())
 def verify_cmd(dns_server: str | None, dns_file: str | None, timeout: float, as_json: bool,

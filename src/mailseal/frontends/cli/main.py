@@ -15,16 +15,10 @@ from mailseal.frontends.cli import (
     config_cmds,
     dkim_cmds,
     import_cmds,
+    key_cmds,
     postfix_cmds,
     service_cmds,
 )
-
-
-class CliError(click.ClickException):
-    exit_code = 2
-
-    def show(self, file: object = None) -> None:
-        click.echo(f"mailseal: error: {self.format_message()}", err=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -44,6 +38,7 @@ config_cmds.register(cli)
 service_cmds.register(cli)
 postfix_cmds.register(cli)
 import_cmds.register(cli)
+key_cmds.register(cli)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,10 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("mailseal: interrupted", err=True)
         return 130
     except click.ClickException as exc:
-        if isinstance(exc, click.UsageError):
-            exc.show()
-        else:
-            click.echo(f"mailseal: error: {exc.format_message()}", err=True)
+        # One line for every error a user can cause, usage errors included.
+        click.echo(f"mailseal: error: {exc.format_message()}", err=True)
         return 2
     except dkim_cmds.ExitStatus as exc:
         return exc.status
