@@ -8,7 +8,11 @@ authority section (RFC 2308 §3), TC over UDP when the answer does not fit
 (RFC 1035 §4.2.1, RFC 6891 §6.2.5), the full answer over TCP (RFC 7766).
 
 Test hooks: ``servfail`` and ``drop`` (sets of names answered SERVFAIL, or never
-answered), ``set_ad`` (set the AD bit in answers), ``udp_limit`` (a UDP size cap
+answered), ``drop_types`` (a set of (name, type) pairs never answered, e.g.
+``("example.com", "TXT")``: one type times out while the others answer), ``shuffle``
+(true by default: the records of an RRset go out in random order, as dnspython and
+many servers send them; false keeps the zone's order, for suites whose expectations
+depend on it), ``set_ad`` (set the AD bit in answers), ``udp_limit`` (a UDP size cap
 below the client's EDNS size, as BIND's ``max-udp-size``), and per-(name, type)
 query counters. A failure inside the server thread is kept and raised by :meth:`stop`,
 so a broken test server fails the test instead of timing out.
@@ -81,6 +85,8 @@ class ZoneServer:
         self.udp_limit = udp_limit
         self.servfail: set[str] = set()  # names (name_key form) answered SERVFAIL
         self.drop: set[str] = set()  # names whose queries get no answer at all
+        self.drop_types: set[tuple[str, str]] = set()  # (name, TYPE) never answered
+        self.shuffle = True  # RRset order in answers: random (True) or the zone's
         self.queries: Counter[tuple[str, str]] = Counter()  # (name, type) over both
         self.tcp_queries: Counter[tuple[str, str]] = Counter()  # (name, type) over TCP
         self.errors: list[Exception] = []  # failures in the server thread
@@ -271,7 +277,7 @@ class ZoneServer:
             if tcp:
                 self.tcp_queries[key] += 1
             zones = self._zones
-        if key[0] in self.drop:
+        if key[0] in self.drop or key in self.drop_types:
             return None
         if key[0] in self.servfail:
             response.set_rcode(dns.rcode.SERVFAIL)
@@ -280,14 +286,14 @@ class ZoneServer:
         if self.set_ad:
             response.flags |= dns.flags.AD
         if tcp:
-            return response.to_wire(max_size=65535)
+            return response.to_wire(max_size=65535, want_shuffle=self.shuffle)
         # RFC 6891 §6.2.5: the UDP limit is the requestor's EDNS payload size (at least
         # 512); without EDNS it is 512 octets (RFC 1035 §4.2.1).
         limit = max(512, query.payload) if query.edns >= 0 else 512
         if self.udp_limit is not None:
             limit = min(limit, self.udp_limit)
         try:
-            return response.to_wire(max_size=limit)
+            return response.to_wire(max_size=limit, want_shuffle=self.shuffle)
         except dns.exception.TooBig:
             # RFC 2181 §9: rather than a partial RRset, send no records and set TC.
             response.answer.clear()

@@ -79,11 +79,71 @@ class Listener(_Model):
             raise ValueError("mode must be octal like '0660'")
         return value
 
+    @field_validator("relay")
+    @classmethod
+    def _relay(cls, value: str | None) -> str | None:
+        if value is not None:
+            cls.parse_relay(value)
+        return value
+
+    @staticmethod
+    def parse_relay(value: str) -> tuple[str, int]:
+        """A proxy's next hop ``HOST:PORT`` (``[::1]:10026`` for IPv6) → (host, port)."""
+        host, sep, port_text = value.rpartition(":")
+        host = host.strip("[]")
+        if not sep or not host:
+            raise ValueError(f"relay {value!r} must be HOST:PORT")
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ValueError(f"invalid port {port_text!r}")
+        return host, int(port_text)
+
     @model_validator(mode="after")
     def _proxy(self) -> Listener:
         if self.kind == "proxy" and (self.role is None or self.relay is None):
             raise ValueError("a proxy listener needs role ('out' or 'in') and relay")
         return self
+
+
+class ProxySettings(_Model):
+    """The SMTP proxy (``kind = "proxy"`` listeners), all of them."""
+
+    hostname: str = ""  # greeting and EHLO name; "" = this host's FQDN
+    spool_threshold: int = Field(default=1024 * 1024, ge=0)  # bytes kept in memory per message
+    spool_directory: str | None = None  # None: the system's temporary directory
+    relay_connect_timeout: float = Field(default=10.0, gt=0)  # connect + greeting
+    relay_timeout: float = Field(default=60.0, gt=0)  # each command, each write
+    relay_data_timeout: float = Field(default=300.0, gt=0)  # the reply to end of data
+    x_dkim_authentication_results: bool = False  # role in: DKIMproxy's header too
+    tls_cert: str | None = None  # PEM chain; with tls_key, STARTTLS is offered
+    tls_key: str | None = None
+
+    @model_validator(mode="after")
+    def _tls(self) -> ProxySettings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        return self
+
+
+class PolicySettings(_Model):
+    """The Postfix policy service (``kind = "policy"`` listeners): SPF at RCPT time."""
+
+    trusted_relays: tuple[str, ...] = ()  # CIDRs never checked (backup MX, forwarders)
+    skip_authenticated: bool = True  # SASL clients are ours: not checked
+    on_fail: Literal["reject", "prepend"] = "reject"
+    fail_reply: str = "550 5.7.23"  # the reply code before the explanation
+    on_temperror: Literal["defer", "prepend"] = "defer"
+    on_permerror: Literal["prepend", "reject"] = "prepend"
+    timeout: float = Field(default=10.0, gt=0, le=120)  # per request, then DEFER_IF_PERMIT
+
+    @field_validator("trusted_relays")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+        return value
 
 
 class DnsSettings(_Model):
@@ -187,6 +247,8 @@ class Settings(_Model):
     keys: tuple[KeyEntry, ...] = ()
     signing: SigningSettings = SigningSettings()
     verify: VerifySettings = VerifySettings()
+    policy: PolicySettings = PolicySettings()
+    proxy: ProxySettings = ProxySettings()
 
     @model_validator(mode="after")
     def _references(self) -> Settings:

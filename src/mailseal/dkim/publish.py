@@ -55,3 +55,26 @@ def _pieces(value: str) -> list[str]:
 
 def key_name(selector: str, domain: str) -> str:
     return f"{selector}._domainkey.{domain.rstrip('.')}"
+
+
+def web_form_host(selector: str) -> str:
+    """The host field a DNS provider's web form wants: relative to the zone."""
+    return f"{selector}._domainkey"
+
+
+def json_record(name: str, value: str, ttl: int) -> dict[str, object]:
+    """The record as data, for DNS providers' APIs and automation."""
+    return {"name": name.rstrip("."), "type": "TXT", "ttl": ttl, "value": value,
+            "strings": split_strings(value)}
+
+
+def tinydns_record(name: str, value: str, ttl: int) -> str:
+    """A tinydns-data line, ``'fqdn:text:ttl``.
+
+    tinydns-data reads ``\\NNN`` as an octal byte in the text and cuts it into
+    character strings itself; ``:`` separates fields and ``\\`` escapes, so both are
+    written in octal, as is every byte outside printable ASCII.
+    """
+    text = "".join(c if " " <= c <= "~" and c not in ":\\" else
+                   "".join(f"\\{b:03o}" for b in c.encode("utf-8")) for c in value)
+    return f"'{name.rstrip('.')}:{text}:{ttl}"

@@ -27,10 +27,17 @@ def _starter(kind: str) -> Starter:
     if kind == "milter":
         from mailseal.frontends.milter.server import start_listener
         return start_listener
+    if kind == "proxy":
+        from mailseal.frontends.smtpproxy.listener import start_listener as start_proxy
+        return start_proxy
+    if kind == "policy":
+        from mailseal.frontends.policyd.server import start_listener as start_policy
+        return start_policy
     raise ValueError(f"no server for listener kind {kind!r} yet")
 
 
 def bind_all(listeners: Sequence[Listener]) -> list[socket.socket]:
+    # One binder for every kind: inet, inet6 and unix sockets alike (the proxy's too).
     from mailseal.frontends.milter.server import bind_listener
 
     return [bind_listener(listener) for listener in listeners]

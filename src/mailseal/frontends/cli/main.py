@@ -14,10 +14,13 @@ from mailseal import __version__
 from mailseal.frontends.cli import (
     config_cmds,
     dkim_cmds,
+    dmarc_cmds,
     import_cmds,
     key_cmds,
+    policy_cmds,
     postfix_cmds,
     service_cmds,
+    spf_cmds,
 )
 
 
@@ -38,7 +41,10 @@ config_cmds.register(cli)
 service_cmds.register(cli)
 postfix_cmds.register(cli)
 import_cmds.register(cli)
+policy_cmds.register(cli)
 key_cmds.register(cli)
+spf_cmds.register(cli)
+dmarc_cmds.register(cli)
 
 
 def main(argv: list[str] | None = None) -> int:
