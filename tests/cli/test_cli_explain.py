@@ -79,9 +79,12 @@ def test_outside_mail_is_verified(cli: Cli, config: Path, sign: Callable[..., by
     assert lines[0] == ("- verify: client 192.0.2.10 is not internal, not authenticated, "
                         "not on a signing daemon")
     assert lines[1].startswith("- dkim=pass d=example.com s=rsa a=rsa-sha256: good signature")
-    assert lines[2].startswith("- outcome: ")
-    assert lines[3] == "action: accept"
-    assert lines[4] == "add: Authentication-Results: mx.test;"
+    # Then SPF (no MAIL FROM given: postmaster@HELO) and DMARC, the outcome, the action.
+    assert lines[2].startswith("- spf=")
+    assert lines[3].startswith("- dmarc=")
+    assert lines[4].startswith("- outcome: ")
+    assert lines[5] == "action: accept"
+    assert lines[6] == "add: Authentication-Results: mx.test;"
     assert "dkim=pass" in out and "header.d=example.com header.s=rsa" in out
     assert "DKIM-Signature" not in out
 

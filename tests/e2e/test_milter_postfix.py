@@ -213,7 +213,7 @@ def test_outside_client_claiming_our_domain_is_not_signed(world: World) -> None:
     assert code == 250
     data = world.delivered("spoofed")
     assert b"DKIM-Signature:" not in data
-    assert b"Authentication-Results: mx.test; dkim=none" in data
+    assert b"Authentication-Results: mx.test; dkim=none" in data.replace(b"\r\n\t", b" ")
 
 
 @pytest.mark.parametrize("signer", ["opendkim", "dkimpy"])
@@ -254,9 +254,10 @@ def test_forged_authentication_results_are_stripped(world: World) -> None:
     code, _ = world.send(message("eve@example.org", "forged ar", extra=forged),
                          client="192.0.2.30")
     assert code == 250
-    head = world.delivered("forged ar").split(b"\r\n\r\n", 1)[0]
+    head = world.delivered("forged ar").split(b"\r\n\r\n", 1)[0].replace(b"\r\n\t", b" ")
     ours = [line for line in head.split(b"\r\n") if line.startswith(b"Authentication-Results: mx.test")]
-    assert ours == [b"Authentication-Results: mx.test; dkim=none reason=\"no signatures\""]
+    assert len(ours) == 1 and ours[0].startswith(
+        b"Authentication-Results: mx.test; dkim=none reason=\"no signatures\"; spf=")
     assert b"Authentication-Results: other.example; spf=pass" in head
 
 

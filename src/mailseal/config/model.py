@@ -146,6 +146,34 @@ class PolicySettings(_Model):
         return value
 
 
+class SpfSettings(_Model):
+    """SPF in the milter and the proxy (the policy service has [policy])."""
+
+    enabled: bool = True  # check MAIL FROM and write spf= into Authentication-Results
+
+
+class DmarcSettings(_Model):
+    """DMARC in the milter and the proxy."""
+
+    enabled: bool = True  # evaluate and write dmarc= into Authentication-Results
+    mode: Literal["9989", "7489"] = "9989"  # RFC 9989 tree walk, or RFC 7489 + PSL
+    enforce: bool = False  # act on p=reject / p=quarantine failures (default: record)
+    trusted_forwarders: tuple[str, ...] = ()  # CIDRs whose failures are never enforced
+    reject_reply: str = "550 5.7.1 rejected by the DMARC policy of the sender's domain"
+    report_db: str | None = None  # SQLite file recording every evaluation (reports)
+    adsp: bool = False  # also write the historic dkim-adsp= (informational only)
+
+    @field_validator("trusted_forwarders")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+        return value
+
+
 class DnsSettings(_Model):
     nameservers: tuple[str, ...] = ()  # empty: /etc/resolv.conf
     timeout: float = Field(default=5.0, gt=0, le=60)
@@ -248,6 +276,8 @@ class Settings(_Model):
     signing: SigningSettings = SigningSettings()
     verify: VerifySettings = VerifySettings()
     policy: PolicySettings = PolicySettings()
+    spf: SpfSettings = SpfSettings()
+    dmarc: DmarcSettings = DmarcSettings()
     proxy: ProxySettings = ProxySettings()
 
     @model_validator(mode="after")

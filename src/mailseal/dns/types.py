@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 T = TypeVar("T")
 
@@ -54,6 +54,7 @@ class Resolver(Protocol):
 MxRecord = tuple[int, str]  # (preference, exchange) — RFC 1035 §3.3.9
 
 
+@runtime_checkable
 class FullResolver(Resolver, Protocol):
     """The lookups SPF needs besides TXT (RFC 7208 §5).
 

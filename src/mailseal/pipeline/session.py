@@ -29,11 +29,16 @@ from mailseal.dkim.verify import Verifier, VerifyPolicy
 from mailseal.dns.types import Answer, Resolver
 from mailseal.message import CrlfStream, HeaderField, to_crlf
 from mailseal.pipeline.model import Action, Decision, Envelope, HeaderEdit, Role
+from mailseal.pipeline.policy import check_dmarc, check_spf
 from mailseal.pipeline.role import RoleChoice, choose_role
 from mailseal.pipeline.verdict import apply_must_be_signed, outcome, reply_for
 from mailseal.results import Result
 
 log = logging.getLogger("mailseal.pipeline")
+
+#: How severe an action is, to combine the DKIM outcome with DMARC's.
+SEVERITY = {Action.ACCEPT: 0, Action.QUARANTINE: 1, Action.TEMPFAIL: 2, Action.REJECT: 3,
+            Action.DISCARD: 3}
 
 #: Header data kept per message; beyond it the message is judged on what was kept.
 MAX_HEADER_BYTES = 1024 * 1024
@@ -148,10 +153,13 @@ class MessageSession:
         trail = list(self._trail())
         verifier.finish_body()
         names = verifier.key_names()
-        # At most max_signatures names, fetched concurrently.
-        found = await asyncio.gather(*(self._resolver.txt(name) for name in names))
+        now = self._clock()
+        # Key records (at most max_signatures) and SPF, concurrently.
+        found, spf = await asyncio.gather(
+            asyncio.gather(*(self._resolver.txt(name) for name in names)),
+            check_spf(cfg, self.envelope, self._resolver, now))
         answers: dict[str, Answer[bytes]] = dict(zip(names, found, strict=True))
-        results = verifier.judge(answers, int(self._clock()))
+        results = verifier.judge(answers, int(now))
         if self._overflow:
             trail.append(f"header limit: {self._overflow}; judged on the fields kept")
         results = apply_must_be_signed(results, self.fields, cfg.settings.verify.must_be_signed)
@@ -160,8 +168,13 @@ class MessageSession:
                          f"{r.reason_text}" + (" (testing)" if r.testing else ""))
         if verifier.skipped:
             trail.append(f"{verifier.skipped} more signatures not checked (max_signatures)")
+        sender = await check_dmarc(cfg, self.envelope, self.fields, results, spf,
+                                   self._resolver, now)
+        trail.extend(sender.trail)
         what, spec = outcome(results, cfg.settings.verify)
         action, reply = reply_for(spec)
+        if SEVERITY[sender.action] > SEVERITY[action]:
+            what, action, reply = "dmarc policy", sender.action, sender.reply
         trail.append(f"outcome: {what} → {action}")
         edits: list[HeaderEdit] = []
         if cfg.settings.verify.remove_forged_authres:
@@ -169,12 +182,15 @@ class MessageSession:
             if edits:
                 trail.append(f"removed {len(edits)} Authentication-Results field(s) "
                              f"claiming our authserv-id {cfg.authserv_id}")
-        ar = AuthenticationResults(cfg.authserv_id, None, tuple(dkim_method_results(results)))
+        ar = AuthenticationResults(cfg.authserv_id, None,
+                                   (*dkim_method_results(results), *sender.entries))
         value = format_field(ar).partition(b":")[2].removesuffix(b"\r\n")
         edits.append(HeaderEdit("Authentication-Results", value))
         return Decision(action, Role.VERIFY, reply if action is not Action.ACCEPT else None,
                         edits=tuple(edits), trail=tuple(trail),
                         summary={"result": str(best(results)), "outcome": what,
+                                 **({"spf": str(sender.spf.result)} if sender.spf else {}),
+                                 **({"dmarc": str(sender.dmarc.result)} if sender.dmarc else {}),
                                  "signatures": [f"{r.result}:{r.domain}/{r.selector}"
                                                 for r in results]})
 
