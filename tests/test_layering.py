@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "mailseal"
-CORE = ["dkim", "authres", "message.py", "tagvalue.py", "results.py"]
+CORE = ["dkim", "authres", "spf", "dmarc", "message.py", "tagvalue.py", "results.py",
+        "address.py"]
 FORBIDDEN_MAILSEAL = ("mailseal.frontends", "mailseal.pipeline", "mailseal.config", "mailseal.api")
 FORBIDDEN_STDLIB = ("socket", "asyncio", "subprocess", "selectors", "logging")
 
