@@ -1,0 +1,91 @@
+"""One proxy listener: its route (role, next hop), the TLS context for STARTTLS, the
+connections it serves, and closing idle ones when the service stops."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from pathlib import Path
+
+from mailseal.config.load import Config, ConfigError
+from mailseal.config.model import Listener
+from mailseal.frontends.daemon import Runtime
+from mailseal.frontends.smtpproxy.proxy import ProxySession, RoleConfigs, Route
+from mailseal.frontends.smtpproxy.relay import RelayPool
+from mailseal.frontends.smtpproxy.server import READ_SIZE, SmtpConnection
+
+
+def tls_context(config: Config) -> ssl.SSLContext | None:
+    """The server context for STARTTLS, when ``[proxy] tls_cert``/``tls_key`` are set."""
+    p = config.settings.proxy
+    if p.tls_cert is None or p.tls_key is None:
+        return None
+    base = Path(config.path).parent if not config.path.startswith("<") else Path()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(base / p.tls_cert, base / p.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"{config.path}: proxy.tls_cert/tls_key: {exc}") from None
+    return context
+
+
+class ProxyListener:
+    def __init__(self, runtime: Runtime, listener: Listener) -> None:
+        if listener.role is None or listener.relay is None:
+            raise ValueError(f"proxy listener {listener.address}: role and relay are required")
+        config = runtime.config
+        host, port = Listener.parse_relay(listener.relay)
+        hostname = config.settings.proxy.hostname or socket.getfqdn()
+        self.runtime = runtime
+        self.listener = listener
+        self.route = Route(listener.role, host, port, hostname)
+        self.configs = RoleConfigs(listener.role)
+        self.tls = tls_context(config)
+        self.pool = RelayPool(host, port)
+        self.connections: dict[SmtpConnection, asyncio.Task[None]] = {}
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        config = self.runtime.config
+        peer = writer.get_extra_info("peername")
+        handler = ProxySession(self.runtime, self.route, self.configs,
+                               peer[0] if isinstance(peer, tuple) else None, self.pool)
+        connection = SmtpConnection(
+            handler, reader, writer, max_size=config.settings.server.max_message_bytes,
+            idle_timeout=config.settings.server.session_timeout,
+            stopping=self.runtime.stopping, tls=self.tls)
+        task = asyncio.current_task()
+        assert task is not None
+        self.connections[connection] = task
+        try:
+            await connection.run()
+        except asyncio.CancelledError:
+            # The service stops: the connection is closed and its handler cleaned up
+            # (run's finally); end the task quietly, the client will retry.
+            pass
+        finally:
+            del self.connections[connection]
+
+    def watch_stopping(self) -> None:
+        self._watcher = asyncio.get_running_loop().create_task(self._close_idle_at_stop())
+
+    async def _close_idle_at_stop(self) -> None:
+        await self.runtime.stopping.wait()
+        self.pool.close()
+        for connection, task in list(self.connections.items()):
+            if connection.waiting_idle:
+                task.cancel()
+
+
+async def start_listener(runtime: Runtime, listener: Listener,
+                         sock: socket.socket | None = None) -> asyncio.Server:
+    """Start serving one proxy listener (on ``sock`` when it was bound beforehand)."""
+    from mailseal.frontends.milter.server import bind_listener
+
+    proxy = ProxyListener(runtime, listener)
+    if sock is None:
+        sock = bind_listener(listener)
+    server = await asyncio.start_server(proxy.serve, sock=sock, limit=READ_SIZE)
+    proxy.watch_stopping()
+    return server

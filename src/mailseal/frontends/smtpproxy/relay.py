@@ -1,0 +1,224 @@
+"""The proxy's next hop: a small asyncio SMTP client over ``ReplyReader`` and
+``Stuffer``.
+
+Every step is bounded in time (connect, each command, the message, the final reply),
+and every way the next hop can fail — refused connection, timeout, lost connection,
+garbage — comes back as a ``Reply`` value, not an exception: a 451 4.4.x naming the
+next hop and the step, so the proxy's own client keeps the message and retries
+(RFC 5321 §4.2.5: after a lost connection the outcome is unknown, and a transient
+reply is the one that loses nothing). The connection is closed after a failure;
+``connected`` says whether it can still be used.
+
+A next hop's 421 means it is closing (RFC 5321 §3.8): it is passed on as 451 with
+the same text, so only the transaction fails, not the client's session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from mailseal.frontends.smtpproxy.client_codec import (
+    NEED_DATA,
+    ReplyProtocolError,
+    ReplyReader,
+    ehlo_keywords,
+)
+from mailseal.frontends.smtpproxy.replies import Reply
+
+WRITE_BLOCK = 256 * 1024
+
+
+@dataclass(frozen=True)
+class RelayTimeouts:
+    connect: float = 10.0  # TCP connect and greeting
+    command: float = 60.0  # each command's reply, and each write of the message
+    data: float = 600.0  # the reply to the end of the message (RFC 5321 §4.5.3.2.6)
+
+
+class Relay:
+    def __init__(self, host: str, port: int, timeouts: RelayTimeouts = RelayTimeouts()) -> None:
+        self.host = host
+        self.port = port
+        self.timeouts = timeouts
+        self.extensions: dict[str, str] = {}  # from its EHLO reply
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._replies = ReplyReader()
+        self.idle_since = 0.0  # when it was parked in a RelayPool
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def connected(self) -> bool:
+        return self._writer is not None
+
+    async def open(self) -> Reply:
+        """Connect and read the greeting (which is returned, whatever its code)."""
+        self.close()
+        self._replies = ReplyReader()
+        try:
+            async with asyncio.timeout(self.timeouts.connect):
+                self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+                greeting = await self._read()
+        except (OSError, TimeoutError, ReplyProtocolError) as exc:
+            return self._fail("connect", exc, code=421, enhanced="4.4.1")
+        if greeting.code != 220:
+            self.close()
+        return greeting
+
+    async def hello(self, name: str) -> Reply:
+        """EHLO, or HELO when the next hop does not know EHLO (RFC 5321 §3.2)."""
+        self.extensions = {}
+        reply = await self.command(f"EHLO {name}")
+        if reply.code == 250:
+            self.extensions = ehlo_keywords(reply)
+        elif self.connected and reply.code in (500, 502):
+            reply = await self.command(f"HELO {name}")
+        return reply
+
+    async def command(self, line: str) -> Reply:
+        verb = line.partition(" ")[0].upper()
+        if self._writer is None:
+            return self._fail(verb, ConnectionError("not connected"))
+        try:
+            async with asyncio.timeout(self.timeouts.command):
+                self._writer.write(line.encode("utf-8", "surrogateescape") + b"\r\n")
+                await self._writer.drain()
+                reply = await self._read()
+        except (OSError, TimeoutError, ReplyProtocolError) as exc:
+            return self._fail(verb, exc)
+        return self._closing(reply)
+
+    async def send_data(self, wire: Iterable[bytes]) -> Reply:
+        """After 354: the content as it goes on the wire (dot-stuffed, ending with the
+        lone dot: see ``dotstuff.Stuffer``), then the reply to it."""
+        return await self._write_content(wire, "message")
+
+    async def _write_content(self, wire: Iterable[bytes], step: str) -> Reply:
+        """Write ``wire`` in blocks of ``WRITE_BLOCK`` octets (one system call each, not
+        one per chunk), then read the final reply."""
+        if self._writer is None:
+            return self._fail(step, ConnectionError("not connected"))
+        try:
+            block: list[bytes] = []
+            size = 0
+            for piece in wire:
+                block.append(piece)
+                size += len(piece)
+                if size >= WRITE_BLOCK:
+                    self._writer.write(b"".join(block))
+                    block, size = [], 0
+                    async with asyncio.timeout(self.timeouts.command):
+                        await self._writer.drain()
+            self._writer.write(b"".join(block))
+            step = "end of data"
+            async with asyncio.timeout(self.timeouts.data):
+                await self._writer.drain()
+                reply = await self._read()
+        except (OSError, TimeoutError, ReplyProtocolError) as exc:
+            return self._fail(step, exc)
+        return self._closing(reply)
+
+    async def send_chunk(self, content: Iterable[bytes], size: int) -> Reply:
+        """CHUNKING (RFC 3030): the whole message as one ``BDAT size LAST`` chunk, its
+        octets as they are (no dot-stuffing, no end mark to scan for), and the reply.
+        One round trip less than DATA. ``size`` must be the octets ``content`` yields."""
+        return await self._write_content(_prefixed(f"BDAT {size} LAST\r\n".encode(), content),
+                                         "BDAT")
+
+    async def quit(self) -> None:
+        """QUIT and close, briefly and quietly: the session is over either way."""
+        if self._writer is not None:
+            with contextlib.suppress(OSError, TimeoutError, ReplyProtocolError):
+                async with asyncio.timeout(min(self.timeouts.command, 5.0)):
+                    self._writer.write(b"QUIT\r\n")
+                    await self._writer.drain()
+                    await self._read()
+        self.close()
+
+    def close(self) -> None:
+        writer, self._writer, self._reader = self._writer, None, None
+        if writer is not None:
+            writer.transport.abort()
+
+    async def _read(self) -> Reply:
+        assert self._reader is not None
+        while True:
+            reply = self._replies.next_reply()
+            if reply is not NEED_DATA:
+                return reply
+            data = await self._reader.read(1 << 16)
+            if not data:
+                raise ConnectionResetError("connection closed by the next hop")
+            self._replies.receive_data(data)
+
+    def _closing(self, reply: Reply) -> Reply:
+        if reply.code != 421:
+            return reply
+        self.close()
+        return Reply(451, reply.enhanced or "4.4.2", reply.text, reply.more)
+
+    def _fail(self, step: str, exc: BaseException, *, code: int = 451,
+              enhanced: str = "4.4.2") -> Reply:
+        self.close()
+        if isinstance(exc, TimeoutError):
+            why = "timed out"
+        elif isinstance(exc, ConnectionRefusedError):
+            why = "connection refused"
+        else:
+            why = str(exc) or type(exc).__name__
+        why = "".join(c if " " <= c <= "~" else "?" for c in why)[:120]
+        return Reply(code, enhanced, f"next hop {self.address}: {step}: {why}")
+
+
+def _prefixed(first: bytes, rest: Iterable[bytes]) -> Iterator[bytes]:
+    yield first
+    yield from rest
+
+
+class RelayPool:
+    """Next-hop connections left idle by one client, kept for the next.
+
+    Before the queue, Postfix opens one proxy connection per message: without a pool
+    each would cost the next hop (a Postfix smtpd) a connection, a greeting and a QUIT.
+    A connection is parked only between transactions with nothing pending (no XFORWARD
+    sent since the last transaction either: it would carry over), for at most
+    ``idle`` seconds, and the next client's EHLO checks it is still alive: a dead one
+    is replaced by a new connection before the client is answered."""
+
+    def __init__(self, host: str, port: int, *, size: int = 32, idle: float = 10.0) -> None:
+        self.host = host
+        self.port = port
+        self.size = size
+        self.idle = idle
+        self._idle: list[Relay] = []
+        self.closed = False  # the service stops: nothing is parked any more
+
+    def take(self, timeouts: RelayTimeouts) -> Relay:
+        """A parked connection (most recent first), or a new, unconnected Relay."""
+        now = time.monotonic()
+        while self._idle:
+            relay = self._idle.pop()
+            if relay.connected and now - relay.idle_since < self.idle:
+                relay.timeouts = timeouts
+                return relay
+            relay.close()
+        return Relay(self.host, self.port, timeouts)
+
+    def give(self, relay: Relay) -> None:
+        if self.closed or not relay.connected or len(self._idle) >= self.size:
+            relay.close()
+            return
+        relay.idle_since = time.monotonic()
+        self._idle.append(relay)
+
+    def close(self) -> None:
+        self.closed = True
+        while self._idle:
+            self._idle.pop().close()

@@ -1,0 +1,83 @@
+"""The message while it is judged: the header block split from the stream at every
+offset, edits applied by (name, index) as the pipeline counts them, everything else
+kept byte for byte; and the spool: memory, then an anonymous 0600 file."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from mailseal.frontends.smtpproxy.assemble import HeaderSplitter, edited_header, header_fields
+from mailseal.frontends.smtpproxy.spool import Spool
+from mailseal.message import parse_header_block
+from mailseal.pipeline.model import HeaderEdit
+
+MESSAGE = (b"From mbox-line\r\nReceived: a\r\n\tfolded\r\nAuthentication-Results: mx; x\r\n"
+           b"Subject: s\r\nauthentication-results : mx; y\r\n\r\nbody\r\n\r\nmore\r\n")
+
+
+def split(pieces: list[bytes]) -> tuple[bytes, bool, bytes]:
+    splitter = HeaderSplitter()
+    body = b"".join(splitter.feed(p) for p in pieces)
+    splitter.finish()
+    return splitter.header, splitter.separator, body
+
+
+@pytest.mark.parametrize(("message", "header", "separator", "body"), [
+    (MESSAGE, MESSAGE[:MESSAGE.index(b"\r\n\r\n") + 2], True, b"body\r\n\r\nmore\r\n"),
+    (b"\r\nonly body\r\n", b"", True, b"only body\r\n"),
+    (b"Subject: no body\r\n", b"Subject: no body\r\n", False, b""),
+    (b"Subject: no body, no CRLF", b"Subject: no body, no CRLF", False, b""),
+    (b"", b"", False, b""),
+])
+def test_splitter_however_split(message: bytes, header: bytes, separator: bool,
+                                body: bytes) -> None:
+    ways = [[message], [bytes([b]) for b in message],
+            *([message[:i], message[i:]] for i in range(len(message)))]
+    for pieces in ways:
+        assert split(pieces) == (header, separator, body), pieces
+
+
+def test_splitter_header_over_the_limit_becomes_body() -> None:
+    splitter = HeaderSplitter(limit=100)
+    data = b"X-Long: " + b"a" * 50 + b"\r\n" + b"Y: " + b"b" * 80
+    body = splitter.feed(data)
+    assert splitter.done and not splitter.separator
+    assert splitter.header == data[:data.index(b"\r\n") + 2]
+    assert body == b"Y: " + b"b" * 80
+
+
+def test_fields_are_the_pipelines_fields() -> None:
+    head = MESSAGE[:MESSAGE.index(b"\r\n\r\n")]
+    assert header_fields(head + b"\r\n") == parse_header_block(head)
+
+
+def test_edits_by_name_and_index_others_untouched() -> None:
+    header = MESSAGE[:MESSAGE.index(b"\r\n\r\n") + 2]
+    edits = [HeaderEdit("Authentication-Results", remove=True, index=2),
+             HeaderEdit("DKIM-Signature", b" v=1;\r\n\tb=x"), HeaderEdit("X-Second", b" 2")]
+    assert edited_header(header, edits) == (
+        b"DKIM-Signature: v=1;\r\n\tb=x\r\nX-Second: 2\r\n"
+        b"From mbox-line\r\nReceived: a\r\n\tfolded\r\nAuthentication-Results: mx; x\r\n"
+        b"Subject: s\r\n")
+    assert edited_header(header, []) == header
+    assert edited_header(b"", [HeaderEdit("A", b" 1")]) == b"A: 1\r\n"
+
+
+def test_spool_memory_then_private_anonymous_file(tmp_path: Path) -> None:
+    with Spool(threshold=10, directory=str(tmp_path)) as spool:
+        spool.write(b"12345")
+        spool.write(b"")
+        assert not spool.on_disk and list(spool.chunks()) == [b"12345"]
+        spool.write(b"678901")
+        assert spool.on_disk and spool.size == 11
+        assert list(tmp_path.iterdir()) == []  # no name, ever
+        fd = spool._file.fileno()  # type: ignore[union-attr]
+        assert stat.S_IMODE(os.fstat(fd).st_mode) == 0o600
+        spool.write(b"x" * 100_000)
+        assert b"".join(spool.chunks(4096)) == b"12345678901" + b"x" * 100_000
+    assert spool._file is None
+    spool.close()  # twice is fine
