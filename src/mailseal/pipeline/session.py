@@ -46,7 +46,9 @@ MAX_HEADER_BYTES = 1024 * 1024
 
 class MessageSession:
     def __init__(self, config: Config, envelope: Envelope, resolver: Resolver,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, *, crlf_body: bool = False) -> None:
+        """``crlf_body``: the caller guarantees CRLF line endings in the body (the milter
+        protocol does), so bare LFs need not be looked for."""
         self.config = config
         self.envelope = envelope
         self._resolver = resolver
@@ -54,7 +56,7 @@ class MessageSession:
         self.fields: list[HeaderField] = []
         self._header_bytes = 0
         self._overflow = ""
-        self._crlf = CrlfStream()
+        self._crlf = None if crlf_body else CrlfStream()
         self._choice: RoleChoice | None = None
         self._signer: Signer | None = None
         self._verifier: Verifier | None = None
@@ -95,7 +97,7 @@ class MessageSession:
             self.end_of_headers()
         target = self._signer or self._verifier
         if target is not None:
-            target.feed(self._crlf.feed(chunk))
+            target.feed(chunk if self._crlf is None else self._crlf.feed(chunk))
 
     # -- decision -----------------------------------------------------------
 

@@ -121,11 +121,23 @@ class MilterConnection:
 
     async def handle(self, event: Event) -> Reply | None:
         """Act on one event; return the reply when the MTA waits for one."""
-        if isinstance(event, OptionNegotiate):
+        # The frequent events first: a message is mostly headers and body chunks.
+        if isinstance(event, Header):
+            self._session().header(event.name, self._value_in(event.value))
+        elif isinstance(event, BodyChunk):
+            self._session().body(event.data)
+        elif isinstance(event, Macros):
+            self.macros.update(event.macros)
+        elif isinstance(event, EndOfHeaders):
+            self._session().end_of_headers()
+        elif isinstance(event, EndOfMessage):
+            if event.data:
+                self._session().body(event.data)
+            await self._end_of_message()
+            return None
+        elif isinstance(event, OptionNegotiate):
             return negotiate(event, actions=ACTIONS, skip_steps=SKIP_STEPS, no_reply=NO_REPLY,
                              options=OPTIONS, macros=MACROS)
-        if isinstance(event, Macros):
-            self.macros.update(event.macros)
         elif isinstance(event, Connect):
             self.client_address = event.address if event.family in "46" else None
             self.client_name = event.hostname
@@ -137,16 +149,6 @@ class MilterConnection:
         elif isinstance(event, RcptTo):
             if event.args:
                 self.recipients.append(event.args[0].strip("<>"))
-        elif isinstance(event, Header):
-            self._session().header(event.name, self._value_in(event.value))
-        elif isinstance(event, EndOfHeaders):
-            self._session().end_of_headers()
-        elif isinstance(event, BodyChunk):
-            self._session().body(event.data)
-        elif isinstance(event, EndOfMessage):
-            if event.data:
-                self._session().body(event.data)
-            return await self._end_of_message()
         elif isinstance(event, Abort):
             self._reset_message()
         elif isinstance(event, QuitNewConnection):
@@ -177,10 +179,13 @@ class MilterConnection:
                 auth_user=m.get("{auth_authen}") or None, daemon_name=m.get("{daemon_name}"),
                 queue_id=m.get("i"), mta_name=m.get("j"), macros=dict(m))
             # The session keeps this config object even if a reload swaps it meanwhile.
-            self.session = MessageSession(self.runtime.config, envelope, self.runtime.resolver)
+            # The MTA hands the body over in SMTP form (CRLF): no line-ending pass needed.
+            self.session = MessageSession(self.runtime.config, envelope, self.runtime.resolver,
+                                          crlf_body=True)
         return self.session
 
-    async def _end_of_message(self) -> Reply:
+    async def _end_of_message(self) -> None:
+        """Judge the message and write the edits and the verdict in one write."""
         session = self._session()
         limit = session.config.settings.server.message_timeout
         try:
@@ -189,13 +194,12 @@ class MilterConnection:
             log.error("message %s: not judged within %.0f s; tempfail",
                       session.envelope.queue_id or "-", limit)
             self._reset_message()
-            return TempFail()
-        for reply in self._edits(decision):
-            self.writer.write(self.codec.send(reply))
-        final = self._final(decision)
+            self.writer.write(self.codec.send(TempFail()))
+            return
+        replies = [*self._edits(decision), self._final(decision)]
+        self.writer.write(b"".join(self.codec.send(reply) for reply in replies))
         self._log(session, decision)
         self._reset_message()
-        return final
 
     def _edits(self, d: Decision) -> list[Reply]:
         out: list[Reply] = []
