@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from mailseal.authres.model import MethodResult
 from mailseal.config.load import Config
 from mailseal.dkim.verify import DkimResult
-from mailseal.dmarc.authres import dmarc_method_result
+from mailseal.dmarc.adsp import check_adsp, check_dk_policy
+from mailseal.dmarc.authres import adsp_method_result, dmarc_method_result
 from mailseal.dmarc.check import check_message
 from mailseal.dmarc.evaluate import DmarcResult, decisive
 from mailseal.dmarc.record import Mode, Policy
@@ -83,6 +84,12 @@ async def check_dmarc(config: Config, env: Envelope, fields: Sequence[HeaderFiel
     out.trail.append(f"dmarc={verdict.result} header.from={verdict.header_from or '-'}"
                      + (f" policy={verdict.policy}" if verdict.policy else "")
                      + (f": {verdict.detail}" if verdict.detail else ""))
+    if s.adsp and verdict.header_from:
+        # Historic policies (RFC 5617 ADSP, RFC 4870 DomainKeys): reported, never enforced.
+        adsp = await check_adsp(verdict.header_from, resolver, dkim_domains=passed)
+        dk = await check_dk_policy(verdict.header_from, resolver, signed_domains=passed)
+        out.entries.append(adsp_method_result(adsp, dk))
+        out.trail.append(f"dkim-adsp={adsp.result.value} (informational)")
     forwarder = _in(env.client_address, s.trusted_forwarders)
     enforce = (s.enforce and verdict.result is Result.FAIL and not forwarder
                and verdict.policy in (Policy.REJECT, Policy.QUARANTINE))

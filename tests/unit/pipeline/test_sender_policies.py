@@ -113,3 +113,10 @@ def test_dmarc_reject_enforced_with_trusted_forwarder_exemption(setup: dict[str,
     assert any("trusted forwarder" in step for step in forwarded.trail)
     # A DKIM pass aligned with From satisfies DMARC even from a foreign IP.
     assert run(cfg, inbound("198.51.100.9"), signed(setup), setup["dns"]).action is Action.ACCEPT
+
+
+def test_adsp_is_reported_when_asked(setup: dict[str, Any]) -> None:
+    d = run(config(setup, dmarc={"adsp": True}), inbound("198.51.100.9"), MSG, setup["dns"])
+    assert b"dkim-adsp=" in ar(d) and d.action is Action.ACCEPT
+    assert b"dkim-adsp=" not in ar(run(config(setup), inbound("198.51.100.9"), MSG,
+                                       setup["dns"]))
