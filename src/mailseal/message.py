@@ -146,12 +146,14 @@ def parse_header_block(head: bytes, *, max_fields: int = MAX_HEADER_FIELDS) -> l
     if not head:
         return []
     fields: list[HeaderField] = []
+    make = tuple.__new__  # HeaderField(name, value) without a Python-level call per field
     for raw in _FIELD_BREAK.split(head):
         name, sep, value = raw.partition(b":")
-        if sep and name.strip():
-            fields.append(HeaderField(name, value))
-            if len(fields) > max_fields:
-                raise MessageError(f"more than {max_fields} header fields")
+        lname = name.strip().lower()
+        if sep and lname:
+            fields.append(make(HeaderField, (name, value, lname)))
+    if len(fields) > max_fields:
+        raise MessageError(f"more than {max_fields} header fields")
     return fields
 
 
