@@ -394,6 +394,7 @@ def test_a_hundred_recipients_each_answered(world: World) -> None:
     wait_until(lambda: sum(len(m.rcpt_tos) for m in world.sink.messages
                            if b"Subject: a hundred recipients\r\n" in m.data) == 100,
                timeout=30, what="100 recipients delivered")
+    world.assert_nothing_left()
 
 
 @pytest.mark.parametrize(("name", "body", "signed"), [

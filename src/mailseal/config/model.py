@@ -112,7 +112,7 @@ class ProxySettings(_Model):
     spool_directory: str | None = None  # None: the system's temporary directory
     relay_connect_timeout: float = Field(default=10.0, gt=0)  # connect + greeting
     relay_timeout: float = Field(default=60.0, gt=0)  # each command, each write
-    relay_data_timeout: float = Field(default=300.0, gt=0)  # the reply to end of data
+    relay_data_timeout: float = Field(default=60.0, gt=0)  # the reply to end of data
     x_dkim_authentication_results: bool = False  # role in: DKIMproxy's header too
     tls_cert: str | None = None  # PEM chain; with tls_key, STARTTLS is offered
     tls_key: str | None = None

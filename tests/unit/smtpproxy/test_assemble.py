@@ -4,6 +4,7 @@ kept byte for byte; and the spool: memory, then an anonymous 0600 file."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import stat
 from pathlib import Path
@@ -81,3 +82,35 @@ def test_spool_memory_then_private_anonymous_file(tmp_path: Path) -> None:
         assert b"".join(spool.chunks(4096)) == b"12345678901" + b"x" * 100_000
     assert spool._file is None
     spool.close()  # twice is fine
+
+
+@pytest.mark.parametrize("chunking", [False, True])
+@pytest.mark.parametrize("message", [
+    b"A: 1\r\nB: 2\r\n\r\nbody\nwith bare\nLF\r\n",
+    b"A: 1\nB: 2\n\nbody\n",
+    b"A: 1\r\n\nbody\r\n",
+    b"\r\nno header\r\n",
+    b"\nno header\n",
+    b"A: only header\r\n",
+])
+def test_in_flight_sees_the_same_message_however_split(message: bytes, chunking: bool,
+                                                       tmp_path: Path) -> None:
+    """The pipeline gets the same fields and body, and the header the same edits, for
+    every split into three; with BDAT the body is kept as it came."""
+    from mailseal.config.load import build_config
+    from mailseal.frontends.smtpproxy.inflight import InFlight
+    from mailseal.pipeline.model import Envelope
+    from mailseal.pipeline.session import MessageSession
+
+    config = build_config({"server": {"authserv_id": "mx.test"}})
+    seen = set()
+    n = len(message)
+    for i, j in itertools.combinations_with_replacement(range(n + 1), 2):
+        session = MessageSession(config, Envelope(), resolver=None)  # type: ignore[arg-type]
+        flight = InFlight(session, Spool(threshold=1 << 20), chunking=chunking)
+        for piece in (message[:i], message[i:j], message[j:]):
+            flight.feed(piece)
+        flight.end(0)
+        header = flight.header([])
+        seen.add((tuple(session.fields), header, b"".join(flight.spool.chunks())))
+    assert len(seen) == 1, seen

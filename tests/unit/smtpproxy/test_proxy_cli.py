@@ -3,8 +3,10 @@ postconf, with no unknown parameter) and ``mailseal proxy``'s options."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -69,6 +71,8 @@ def test_proxy_lines_parse_with_postconf(tmp_path: Path,
     confdir.mkdir()
     (confdir / "main.cf").write_text(main_cf)
     (confdir / "master.cf").write_text("# /etc/postfix/master.cf" + master_cf)
+    for name in ("main.cf", "master.cf"):  # Postfix waits on files changed this second
+        os.utime(confdir / name, (time.time() - 60, time.time() - 60))
     postconf = shutil.which("postconf", path="/usr/sbin:/usr/bin")
     assert postconf is not None
     for flag in ("-n", "-M", "-P"):

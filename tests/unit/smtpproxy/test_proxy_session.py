@@ -72,10 +72,12 @@ class Hop:
     hang: str = ""  # "greeting", "MAIL", "end"
     drop_in_data: bool = False
     close_after_message: bool = False
+    keep_content: bool = True  # False: count the octets only (memory tests)
     commands: list[str] = field(default_factory=list)
     messages: list[bytes] = field(default_factory=list)
     xforward: list[dict[str, str]] = field(default_factory=list)
     connections: int = 0
+    octets: int = 0
 
 
 class HopServer:
@@ -115,7 +117,8 @@ class HopServer:
                     continue
                 assert not isinstance(event, type(NEED_DATA))
                 if isinstance(event, Content):
-                    content += event.data
+                    content += event.data if hop.keep_content else b""
+                    hop.octets += len(event.data)
                     if hop.drop_in_data:
                         return
                     continue
@@ -600,3 +603,34 @@ def test_a_kept_connection_that_went_stale_is_replaced(tmp_path: Path, key_file:
             await client.command("QUIT")
     run_proxy(tmp_path, key_file, test, hop=hop)
     assert len(hop.messages) == 3 and hop.connections == 3
+
+
+def test_a_large_message_streams_in_bounded_memory(tmp_path: Path, key_file: Path) -> None:
+    """20 MiB through the proxy: Python allocations stay a small fraction of it (the
+    body goes to the spool file as it arrives and to the next hop in blocks)."""
+    import tracemalloc
+
+    hop = Hop(keep_content=False)
+    line = b"0123456789" * 7 + b"\r\n"
+    body = line * (20 * 1024 * 1024 // len(line))
+
+    async def test(p: Proxy) -> None:
+        client = await p.ready_client()
+        await client.command("MAIL FROM:<alice@example.com>")
+        await client.command("RCPT TO:<b@example.org>")
+        assert (await client.command("DATA")).code == 354
+        tracemalloc.start()
+        try:
+            head = message("large", body=b"")
+            client.writer.write(head)
+            for i in range(0, len(body), 1 << 20):
+                client.writer.write(body[i:i + (1 << 20)])
+                await client.writer.drain()
+            await client.send(b".\r\n")
+            assert (await client.reply(timeout=60)).code == 250
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak < 8 * 1024 * 1024, f"{peak / 2**20:.1f} MiB"
+    run_proxy(tmp_path, key_file, test, hop=hop, proxy={"spool_threshold": 1 << 20})
+    assert hop.octets > 20 * 1024 * 1024

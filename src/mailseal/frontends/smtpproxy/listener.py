@@ -11,8 +11,9 @@ from pathlib import Path
 from mailseal.config.load import Config, ConfigError
 from mailseal.config.model import Listener
 from mailseal.frontends.daemon import Runtime
-from mailseal.frontends.smtpproxy.proxy import ProxySession, RoleConfigs, Route
+from mailseal.frontends.smtpproxy.proxy import ProxySession, Route
 from mailseal.frontends.smtpproxy.relay import RelayPool
+from mailseal.frontends.smtpproxy.roles import RoleConfigs
 from mailseal.frontends.smtpproxy.server import READ_SIZE, SmtpConnection
 
 

@@ -4,7 +4,9 @@ pipeline, edited, and then handed on.
 
 Ordering (before-queue use, ``smtpd_proxy_filter``): EHLO, XFORWARD, MAIL, each RCPT
 and RSET are answered only once the next hop answered them, with its answer (the
-EHLO reply lists our extensions, limited to what the next hop offers). DATA is the
+EHLO reply lists our extensions, limited to what the next hop offers; on a next-hop
+connection kept from an earlier client, EHLO is answered from what the next hop
+announced then, and the next command checks the connection is alive). DATA is the
 exception: its 354 is ours, because the content must be complete before its first
 byte can go on — the signature, or the Authentication-Results field, goes on top.
 The message streams into the pipeline (hashed as it arrives) and into a spool; at the
@@ -17,30 +19,21 @@ After-queue use (``content_filter``): a next hop that is down, slow or failing g
 4xx at the step where it failed (421 at the greeting, 451 afterwards: see relay.py),
 its own 4xx/5xx otherwise, so Postfix keeps the message and retries or bounces it.
 
-Roles: ``out`` treats every message as ours — the MTA routed it here on purpose (the
-submission service's content_filter), and XFORWARD carries no SASL login, so the
-client address alone would leave remote authenticated users unsigned. The envelope
-names the daemon ``proxy-out``, which the role's configuration lists among the
-signing daemons; the signing table still decides which From domains are signed. ``in``
-verifies everything: its configuration trusts no host, user or daemon.
+What the roles mean to the pipeline: roles.py. The message itself: inflight.py.
+Next-hop connections are kept between clients (relay.RelayPool).
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from mailseal.config.load import Config
 from mailseal.frontends.daemon import Runtime
 from mailseal.frontends.smtpproxy import replies
-from mailseal.frontends.smtpproxy.assemble import HeaderSplitter, edited_header, header_fields
-from mailseal.frontends.smtpproxy.dotstuff import Stuffer
 from mailseal.frontends.smtpproxy.events import (
     XFORWARD_ATTRIBUTES,
     EndOfData,
@@ -50,18 +43,17 @@ from mailseal.frontends.smtpproxy.events import (
     Xforward,
     xtext_decode,
 )
+from mailseal.frontends.smtpproxy.inflight import InFlight
 from mailseal.frontends.smtpproxy.relay import Relay, RelayPool, RelayTimeouts
 from mailseal.frontends.smtpproxy.replies import Reply
+from mailseal.frontends.smtpproxy.roles import OUT_DAEMON, RoleConfigs
 from mailseal.frontends.smtpproxy.spool import Spool
 from mailseal.log import log_message
-from mailseal.message import CrlfStream
 from mailseal.pipeline.model import DEFAULT_REPLIES, Action, Decision, Envelope, HeaderEdit, Role
 from mailseal.pipeline.session import MessageSession
 
 log = logging.getLogger("mailseal.proxy")
 
-#: The daemon name a message gets in role ``out`` (see the module docstring).
-OUT_DAEMON: Final = "proxy-out"
 #: Which extension each MAIL/RCPT parameter belongs to (passed on only when offered).
 _PARAMETER_EXTENSION: Final = {"SIZE": "SIZE", "BODY": "8BITMIME", "SMTPUTF8": "SMTPUTF8",
                                "RET": "DSN", "ENVID": "DSN", "NOTIFY": "DSN", "ORCPT": "DSN"}
@@ -75,66 +67,6 @@ class Route:
     relay_host: str
     relay_port: int
     hostname: str  # our greeting and EHLO name
-
-
-def role_config(config: Config, role: str) -> Config:
-    """The configuration the pipeline runs with in ``role`` (module docstring)."""
-    signing = config.settings.signing
-    update: dict[str, object]
-    if role == "out":
-        names = signing.signing_daemon_names
-        update = {"signing_daemon_names": names if OUT_DAEMON in names else (*names, OUT_DAEMON)}
-        networks = config.internal_networks
-    else:
-        update = {"signing_daemon_names": (), "sign_authenticated": False}
-        networks = ()
-    settings = config.settings.model_copy(
-        update={"signing": signing.model_copy(update=update)})
-    return dataclasses.replace(config, settings=settings, internal_networks=networks)
-
-
-class RoleConfigs:
-    """``role_config`` made once per loaded configuration (a reload makes a new one)."""
-
-    def __init__(self, role: str) -> None:
-        self.role = role
-        self._source: Config | None = None
-        self._derived: Config | None = None
-
-    def __call__(self, config: Config) -> Config:
-        if config is not self._source or self._derived is None:
-            self._source, self._derived = config, role_config(config, self.role)
-        return self._derived
-
-
-@dataclass
-class _Message:
-    session: MessageSession
-    spool: Spool
-    splitter: HeaderSplitter
-    crlf: CrlfStream
-    started: float
-    chunking: bool = False  # the next hop takes BDAT: the body goes on as it came
-    reshaped: bool = False  # a bare LF became CRLF (a line may start anew)
-    dot_lines: int = 0  # lines that came in starting with a dot
-
-
-def _wire(header: bytes, m: _Message) -> Iterator[bytes]:
-    """The edited message as DATA content. The content has CRLF line ends already;
-    the body is scanned for lines starting with a dot only when it came in with some
-    (or with bare LFs, now line ends): most mail has none, and 180 KiB less to scan
-    is a good part of what the proxy costs on top of the milter."""
-    stuffer = Stuffer(normalize=False)
-    yield stuffer.feed(header)
-    clean = m.dot_lines == 0 and not m.reshaped
-    for chunk in m.spool.chunks():
-        yield stuffer.feed(chunk, clean=clean)
-    yield stuffer.end()
-
-
-def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    yield first
-    yield from rest
 
 
 class ProxySession:
@@ -151,12 +83,14 @@ class ProxySession:
         p = self.config.settings.proxy
         self.relay = pool.take(RelayTimeouts(p.relay_connect_timeout, p.relay_timeout,
                                              p.relay_data_timeout))
-        self.pooled = self.relay.connected  # greeted already, by an earlier client
+        # A connection kept from an earlier client (RelayPool): greeted and EHLOed
+        # already; the first command sent on it shows whether it is still alive.
+        self.pooled = self.relay.connected
         self.helo_name = ""
         self.forwarded: dict[str, str] = {}  # XFORWARD attribute → value as sent (xtext)
         self.mail_event: Mail | None = None
         self.recipients: list[str] = []
-        self.message: _Message | None = None
+        self.message: InFlight | None = None
 
     # -- session ----------------------------------------------------------------------
 
@@ -170,10 +104,12 @@ class ProxySession:
     async def helo(self, event: Helo) -> Reply:
         self._end_transaction()
         self.helo_name = event.name
-        reply = await self.relay.hello(event.name) if self.relay.connected else Reply(421)
-        if not self.relay.connected:  # it failed, or a parked connection had gone stale
+        if self.pooled:  # its EHLO reply is known: the next command checks it is alive
+            reply = Reply(250, "", self.route.hostname)
+        elif self.relay.connected:
+            reply = await self.relay.hello(event.name)
+        else:
             reply = await self._reconnect() or Reply(250, "", self.route.hostname)
-        self.pooled = False
         if reply.code != 250:
             return reply
         if not event.extended:
@@ -194,7 +130,22 @@ class ProxySession:
         tokens = [f"{name}={value}" for name, value in attributes if name in offered]
         if not tokens:
             return replies.OK
-        return await self.relay.command("XFORWARD " + " ".join(tokens))
+        return await self._ask("XFORWARD " + " ".join(tokens))
+
+    async def _ask(self, line: str) -> Reply:
+        """One command to the next hop. On a kept connection not used yet by this
+        client, a lost connection means it went stale while it waited in the pool: a
+        new one is made (greeting, EHLO, XFORWARD so far) and the command sent again,
+        so the client never sees the difference."""
+        reply = await self.relay.command(line)
+        if self.pooled and not self.relay.connected:
+            self.pooled = False
+            failure = await self._reconnect()
+            if failure is not None:
+                return failure
+            reply = await self.relay.command(line)
+        self.pooled = False
+        return reply
 
     async def _reconnect(self) -> Reply | None:
         """A new next-hop connection (the old one failed): greeting, EHLO, XFORWARD.
@@ -231,8 +182,8 @@ class ProxySession:
         """Leave the next-hop connection for the next client when it is between
         transactions with nothing pending (see RelayPool)."""
         if self.relay.connected and self.message is None and self.mail_event is None \
-                and not self.forwarded and not self.pooled:
-            self.pool.give(self.relay)
+                and not self.forwarded:
+            self.pool.give(self.relay, used=not self.pooled)
             self.relay = Relay(self.route.relay_host, self.route.relay_port)
             return True
         return False
@@ -245,7 +196,7 @@ class ProxySession:
             failure = await self._reconnect()
             if failure is not None:
                 return failure
-        reply = await self.relay.command(event.line(self._keep(event.parameters)))
+        reply = await self._ask(event.line(self._keep(event.parameters)))
         if reply.positive:
             self.mail_event = event
             self.recipients = []
@@ -267,7 +218,7 @@ class ProxySession:
         self._end_transaction()
         if not self.relay.connected:
             return replies.OK
-        reply = await self.relay.command("RSET")
+        reply = await self._ask("RSET")
         return reply if reply.positive or self.relay.connected else replies.OK
 
     async def data(self) -> Reply:
@@ -278,8 +229,7 @@ class ProxySession:
                 and not config.path.startswith("<"):
             directory = str(Path(config.path).parent / directory)
         session = MessageSession(config, self._envelope(), self.runtime.resolver)
-        self.message = _Message(session, Spool(p.spool_threshold, directory), HeaderSplitter(),
-                                CrlfStream(), time.perf_counter(),
+        self.message = InFlight(session, Spool(p.spool_threshold, directory),
                                 chunking="CHUNKING" in self.relay.extensions)
         return replies.START_DATA
 
@@ -296,33 +246,8 @@ class ProxySession:
             macros={f"xforward_{name.lower()}": value for name, value in xf.items()})
 
     def content(self, data: bytes) -> None:
-        """Header lines are made CRLF (to find the header's end and edit it); the body
-        too when it will go on with DATA: then what the pipeline hashed is what is sent,
-        and no bare LF is left for the next hop to read as a line end. With BDAT (no
-        end mark, nothing to smuggle) the body goes on as it came, one scan less: the
-        pipeline hashes it as CRLF, and so does Postfix store it."""
-        m = self.message
-        if m is None:
-            return
-        if not m.chunking or not m.splitter.done:
-            size = len(data)
-            data = m.crlf.feed(data)
-            if len(data) != size:
-                m.reshaped = True
-        if not m.splitter.done:
-            data = m.splitter.feed(data)
-            if not m.splitter.done:
-                return
-            self._headers(m)
-        if data:
-            m.session.body(data)
-            m.spool.write(data)
-
-    @staticmethod
-    def _headers(m: _Message) -> None:
-        for field in header_fields(m.splitter.header):
-            m.session.header(field.name, field.value)
-        m.session.end_of_headers()
+        if self.message is not None:
+            self.message.feed(data)
 
     async def end_of_data(self, event: EndOfData) -> Reply:
         m, self.message = self.message, None
@@ -330,17 +255,14 @@ class ProxySession:
             if m is None or event.too_big:
                 await self._reset_relay()
                 return replies.TOO_BIG
-            m.dot_lines = event.dot_lines
-            if not m.splitter.done:
-                m.splitter.finish()
-                self._headers(m)
+            m.end(event.dot_lines)
             decision = await self._judge(m.session)
             reply = await self._deliver(m, decision)
             self._log(m, decision, reply, event.size)
             return reply
         finally:
             if m is not None:
-                m.spool.close()
+                m.close()
             self._end_transaction()
 
     async def _judge(self, session: MessageSession) -> Decision:
@@ -353,29 +275,33 @@ class ProxySession:
                             trail=(f"not judged within {limit:g} s",),
                             summary={"result": "timeout"})
 
-    async def _deliver(self, m: _Message, d: Decision) -> Reply:
+    async def _deliver(self, m: InFlight, d: Decision) -> Reply:
         if d.action in (Action.REJECT, Action.TEMPFAIL):
             await self._reset_relay()
             return Reply.from_pipeline(d.reply or DEFAULT_REPLIES[d.action])
         if d.action is Action.DISCARD:
             await self._reset_relay()
             return Reply(250, "2.7.0", "Ok: discarded by policy")
-        edits = [*d.edits, *self._proxy_edits(m, d)]
-        header = edited_header(m.splitter.header, edits)
-        if m.splitter.separator:
-            header += b"\r\n"
+        reply = await self._hand_on(m, d)
+        if not reply.positive:
+            # After a refused BDAT the transaction may still be open (RFC 3030 §2: the
+            # client should RSET); after a refused DATA it is. Clear it either way.
+            await self._reset_relay()
+        return reply
+
+    async def _hand_on(self, m: InFlight, d: Decision) -> Reply:
+        header = m.header([*d.edits, *self._proxy_edits(m, d)])
         if m.chunking:
-            size = len(header) + m.spool.size
-            return await self.relay.send_chunk(_chain(header, m.spool.chunks()), size)
+            return await self.relay.send_chunk(m.content(header), m.size(header))
         reply = await self.relay.command("DATA")
         if reply.code != 354:
             if reply.positive:  # a next hop that does not follow the protocol
                 self.relay.close()
                 return Reply(451, "4.4.2", f"next hop answered DATA with {reply.code}")
             return reply
-        return await self.relay.send_data(_wire(header, m))
+        return await self.relay.send_data(m.stuffed(header))
 
-    def _proxy_edits(self, m: _Message, d: Decision) -> list[HeaderEdit]:
+    def _proxy_edits(self, m: InFlight, d: Decision) -> list[HeaderEdit]:
         """DKIMproxy's X-DKIM-Authentication-Results (role in, when configured; forged
         copies removed: the field has no authserv-id to tell ours apart), and the
         quarantine mark (SMTP has no quarantine: Postfix can hold on the header)."""
@@ -394,8 +320,10 @@ class ProxySession:
         return out
 
     async def _reset_relay(self) -> None:
-        if self.relay.connected:
-            await self.relay.command("RSET")
+        """End the next hop's transaction; a next hop that refuses is not trusted to be
+        in a clean state (nor kept in the pool): its connection is closed."""
+        if self.relay.connected and not (await self.relay.command("RSET")).positive:
+            self.relay.close()
 
     def _end_transaction(self) -> None:
         self.mail_event = None
@@ -405,9 +333,9 @@ class ProxySession:
     def _drop_message(self) -> None:
         m, self.message = self.message, None
         if m is not None:
-            m.spool.close()
+            m.close()
 
-    def _log(self, m: _Message, d: Decision, reply: Reply, size: int) -> None:
+    def _log(self, m: InFlight, d: Decision, reply: Reply, size: int) -> None:
         fields: dict[str, object] = {
             "queue_id": m.session.envelope.queue_id or "-",
             "proxy": self.route.role, "role": d.role.value, **d.summary,

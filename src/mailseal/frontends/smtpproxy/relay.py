@@ -36,7 +36,7 @@ WRITE_BLOCK = 256 * 1024
 class RelayTimeouts:
     connect: float = 10.0  # TCP connect and greeting
     command: float = 60.0  # each command's reply, and each write of the message
-    data: float = 600.0  # the reply to the end of the message (RFC 5321 §4.5.3.2.6)
+    data: float = 60.0  # the reply to the end of the message
 
 
 class Relay:
@@ -189,8 +189,10 @@ class RelayPool:
     each would cost the next hop (a Postfix smtpd) a connection, a greeting and a QUIT.
     A connection is parked only between transactions with nothing pending (no XFORWARD
     sent since the last transaction either: it would carry over), for at most
-    ``idle`` seconds, and the next client's EHLO checks it is still alive: a dead one
-    is replaced by a new connection before the client is answered."""
+    ``idle`` seconds (Postfix's smtpd drops idle clients after 10 s under load). The
+    next client's EHLO is answered from its known extensions; the first command sent
+    on it checks it is still alive, and a dead one is replaced by a new connection
+    before the client is answered (proxy.py)."""
 
     def __init__(self, host: str, port: int, *, size: int = 32, idle: float = 10.0) -> None:
         self.host = host
@@ -211,11 +213,14 @@ class RelayPool:
             relay.close()
         return Relay(self.host, self.port, timeouts)
 
-    def give(self, relay: Relay) -> None:
+    def give(self, relay: Relay, *, used: bool = True) -> None:
+        """Park ``relay``; ``used=False`` when the client gave it no command: its age
+        then still counts from its last use."""
         if self.closed or not relay.connected or len(self._idle) >= self.size:
             relay.close()
             return
-        relay.idle_since = time.monotonic()
+        if used:
+            relay.idle_since = time.monotonic()
         self._idle.append(relay)
 
     def close(self) -> None:

@@ -117,6 +117,7 @@ NEED_RCPT: Final = Reply(503, "5.5.1", "Error: need RCPT command")
 TOO_BIG: Final = Reply(552, "5.3.4", "Error: message file too big")
 TIMEOUT: Final = Reply(421, "4.4.2", "Error: timeout exceeded")
 SHUTTING_DOWN: Final = Reply(421, "4.3.2", "Service shutting down, try again later")
+INTERNAL_ERROR: Final = Reply(421, "4.3.0", "Internal error, try again later")
 
 
 def syntax(usage: str) -> Reply:

@@ -6,8 +6,8 @@ The handler is a ``Protocol`` with one method per command; the loop picks the me
 by the event's type, so nothing is looked up by name. NOOP, VRFY, STARTTLS and the
 codec's own refusals are answered here; everything else is the handler's.
 
-Replies to a pipelined batch (RFC 2920) are written as they are made and flushed when
-the batch is used up. A client idle longer than ``idle_timeout`` gets 421 and is
+Replies to a pipelined batch (RFC 2920) are gathered and written in one go when the
+batch is used up. A client idle longer than ``idle_timeout`` gets 421 and is
 closed. When the service stops, an idle client gets 421 at once; one in the middle
 of a transaction finishes it first. Whatever ends the connection — QUIT, EOF, a reset,
 a timeout, cancellation — the handler's ``close()`` runs, so the handler frees its
@@ -76,6 +76,10 @@ class SmtpConnection:
         self.tls = tls
         self.tls_active = False
         self.waiting_idle = False  # blocked reading, between transactions
+        # Replies wait here while the client's pipelined commands are being answered
+        # (RFC 2920 §3.2 lets a server gather them); they go out in one write before
+        # the next read, so a client that waits for each reply gets it at once.
+        self._held: list[bytes] = []
 
     async def run(self) -> None:
         try:
@@ -84,6 +88,9 @@ class SmtpConnection:
             self._say(replies.TIMEOUT)
         except (ConnectionError, OSError, ssl.SSLError) as exc:
             log.debug("client connection ended: %s", exc)
+        except Exception:  # a bug: say so and close; the client keeps the message and retries
+            log.exception("internal error in an SMTP session; closing it with 421")
+            self._say(replies.INTERNAL_ERROR)
         finally:
             try:
                 await self.handler.close()
@@ -93,17 +100,23 @@ class SmtpConnection:
                     await asyncio.wait_for(self.writer.wait_closed(), 5)
 
     def _say(self, reply: Reply) -> None:
-        """A last word before closing (421), when the connection still takes one."""
+        """A last word before closing (421), after the replies still held, when the
+        connection still takes one."""
         if not self.codec.closed and not self.writer.is_closing():
             with contextlib.suppress(Exception):
-                self.writer.write(self.codec.send_unsolicited(reply))
+                self.writer.write(b"".join(self._held) + self.codec.send_unsolicited(reply))
+        self._held.clear()
 
     async def _serve(self) -> None:
         codec, writer = self.codec, self.writer
         writer.write(codec.send(await self.handler.connect()))
+        held = self._held
         while not codec.closed:
             event = codec.next_event()
             if event is NEED_DATA:
+                if held:
+                    writer.write(b"".join(held))
+                    held.clear()
                 await writer.drain()
                 if codec.idle and self.stopping.is_set():
                     writer.write(codec.send_unsolicited(replies.SHUTTING_DOWN))
@@ -128,9 +141,12 @@ class SmtpConnection:
                 self.handler.content(event.data)
                 continue
             reply = await self._answer(event)
-            writer.write(codec.send(reply))
+            held.append(codec.send(reply))
             if isinstance(event, StartTls) and reply.code == 220:
+                writer.write(b"".join(held))
+                held.clear()
                 await self._start_tls()
+        writer.write(b"".join(held))
         await writer.drain()
 
     async def _answer(self, event: Event) -> Reply:

@@ -1,0 +1,103 @@
+"""The asyncio adapter (server.py) with a handler of the test's own: any object with
+the SmtpHandler methods will do; a handler that fails gets the client a 421, never a
+silent close, and its ``close()`` runs whatever happened."""
+
+from __future__ import annotations
+
+import asyncio
+
+from mailseal.frontends.smtpproxy import replies
+from mailseal.frontends.smtpproxy.client_codec import NEED_DATA, ReplyReader
+from mailseal.frontends.smtpproxy.events import EndOfData, Helo, Mail, Rcpt, Xforward
+from mailseal.frontends.smtpproxy.replies import Reply
+from mailseal.frontends.smtpproxy.server import SmtpConnection
+
+
+class Handler:
+    def __init__(self) -> None:
+        self.content_seen = b""
+        self.closed = 0
+
+    async def connect(self) -> Reply:
+        return Reply(220, "", "test ESMTP")
+
+    async def helo(self, event: Helo) -> Reply:
+        return Reply(250, "", "test", ("PIPELINING",))
+
+    async def xforward(self, event: Xforward) -> Reply:
+        return replies.OK
+
+    async def mail(self, event: Mail) -> Reply:
+        if event.address == "bug@example.com":
+            raise RuntimeError("a bug")
+        return replies.OK
+
+    async def rcpt(self, event: Rcpt) -> Reply:
+        return replies.OK
+
+    async def data(self) -> Reply:
+        return replies.START_DATA
+
+    def content(self, data: bytes) -> None:
+        self.content_seen += data
+
+    async def end_of_data(self, event: EndOfData) -> Reply:
+        return Reply(250, "2.0.0", f"got {event.size}")
+
+    async def rset(self) -> Reply:
+        return replies.OK
+
+    async def quit(self) -> Reply:
+        return replies.BYE
+
+    async def close(self) -> None:
+        self.closed += 1
+
+
+def converse(wire: bytes) -> tuple[list[Reply], Handler]:
+    handler = Handler()
+
+    async def main() -> list[Reply]:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await SmtpConnection(handler, reader, writer, max_size=0, idle_timeout=5,
+                                 stopping=asyncio.Event()).run()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(wire)
+        out: list[Reply] = []
+        parser = ReplyReader()
+        while data := await asyncio.wait_for(reader.read(65536), 5):
+            parser.receive_data(data)
+            while (reply := parser.next_reply()) is not NEED_DATA:
+                assert isinstance(reply, Reply)
+                out.append(reply)
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        return out
+
+    return asyncio.run(main()), handler
+
+
+def test_a_pipelined_session_through_the_loop() -> None:
+    got, handler = converse(b"EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n"
+                            b"x\r\n..y\r\n.\r\nQUIT\r\n")
+    assert [str(r) for r in got] == ["220 test ESMTP", "250 test", "250 2.0.0 Ok",
+                                     "250 2.0.0 Ok", "354 End data with <CR><LF>.<CR><LF>",
+                                     "250 2.0.0 got 7", "221 2.0.0 Bye"]
+    assert handler.content_seen == b"x\r\n.y\r\n"
+    assert handler.closed == 1
+
+
+def test_a_failing_handler_gets_the_client_a_421() -> None:
+    got, handler = converse(b"EHLO c\r\nMAIL FROM:<bug@example.com>\r\n")
+    assert [r.code for r in got] == [220, 250, 421]
+    assert str(got[-1]) == "421 4.3.0 Internal error, try again later"
+    assert handler.closed == 1
+
+
+def test_noop_vrfy_and_refusals_are_answered_by_the_loop() -> None:
+    got, _ = converse(b"NOOP\r\nVRFY x\r\nFOO\r\nSTARTTLS\r\nQUIT\r\n")
+    assert [r.code for r in got] == [220, 250, 252, 500, 502, 221]
