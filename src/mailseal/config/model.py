@@ -19,6 +19,27 @@ DEFAULT_OVERSIGN = ("from", "to", "cc", "subject", "date", "message-id", "reply-
                     "mime-version", "content-type", "content-transfer-encoding")
 
 
+def check_networks(value: tuple[str, ...]) -> tuple[str, ...]:
+    """Each item an IP address or a CIDR network, or ValueError naming the bad one."""
+    for item in value:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+    return value
+
+
+def in_networks(address: str | None, networks: tuple[str, ...]) -> bool:
+    """Whether ``address`` (text) lies in one of ``networks`` (CIDR texts)."""
+    if not address or not networks:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(n, strict=False) for n in networks)
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
@@ -138,12 +159,7 @@ class PolicySettings(_Model):
     @field_validator("trusted_relays")
     @classmethod
     def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for item in value:
-            try:
-                ipaddress.ip_network(item, strict=False)
-            except ValueError:
-                raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
-        return value
+        return check_networks(value)
 
 
 class SpfSettings(_Model):
@@ -166,12 +182,7 @@ class DmarcSettings(_Model):
     @field_validator("trusted_forwarders")
     @classmethod
     def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for item in value:
-            try:
-                ipaddress.ip_network(item, strict=False)
-            except ValueError:
-                raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
-        return value
+        return check_networks(value)
 
 
 class DnsSettings(_Model):
@@ -231,12 +242,7 @@ class SigningSettings(_Model):
     @field_validator("internal_hosts")
     @classmethod
     def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for item in value:
-            try:
-                ipaddress.ip_network(item, strict=False)
-            except ValueError:
-                raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
-        return value
+        return check_networks(value)
 
     @field_validator("canonicalization")
     @classmethod

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import ipaddress
 import logging
 import random
 from collections.abc import Sequence
@@ -14,6 +13,7 @@ from dataclasses import dataclass, field
 
 from mailseal.authres.model import MethodResult
 from mailseal.config.load import Config
+from mailseal.config.model import in_networks
 from mailseal.dkim.verify import DkimResult
 from mailseal.dmarc.adsp import check_adsp, check_dk_policy
 from mailseal.dmarc.authres import adsp_method_result, dmarc_method_result
@@ -90,7 +90,7 @@ async def check_dmarc(config: Config, env: Envelope, fields: Sequence[HeaderFiel
         dk = await check_dk_policy(verdict.header_from, resolver, signed_domains=passed)
         out.entries.append(adsp_method_result(adsp, dk))
         out.trail.append(f"dkim-adsp={adsp.result.value} (informational)")
-    forwarder = _in(env.client_address, s.trusted_forwarders)
+    forwarder = in_networks(env.client_address, s.trusted_forwarders)
     enforce = (s.enforce and verdict.result is Result.FAIL and not forwarder
                and verdict.policy in (Policy.REJECT, Policy.QUARANTINE))
     if enforce:
@@ -124,13 +124,3 @@ async def check_dmarc(config: Config, env: Envelope, fields: Sequence[HeaderFiel
 def open_store(path: str) -> ReportStore:
     """One store per file per process (a connection pool of one)."""
     return ReportStore(path)
-
-
-def _in(address: str | None, networks: Sequence[str]) -> bool:
-    if not address or not networks:
-        return False
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in ipaddress.ip_network(n, strict=False) for n in networks)

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import socket
 import time
 from collections import OrderedDict
 
-from mailseal.config.model import Listener
+from mailseal.config.model import Listener, in_networks
 from mailseal.frontends.daemon import Runtime
 from mailseal.frontends.policyd.codec import (
     PolicyCodec,
@@ -63,7 +62,7 @@ class PolicyService:
         client = request.get("client_address")
         if s.skip_authenticated and request.get("sasl_username"):
             return DUNNO, f"authenticated as {request.get('sasl_username')!r}"
-        if _in_networks(client, s.trusted_relays):
+        if in_networks(client, s.trusted_relays):
             return DUNNO, f"client {client} is a trusted relay"
         try:
             result = await asyncio.wait_for(
@@ -89,14 +88,6 @@ class PolicyService:
         if r.result is Result.PERMERROR and s.on_permerror == "reject":
             return PolicyReply(f"550 5.7.24 SPF permanent error: {r.problem or r.domain}")
         return PolicyReply(header)
-
-
-def _in_networks(address: str, networks: tuple[str, ...]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in ipaddress.ip_network(n, strict=False) for n in networks)
 
 
 class PolicyConnection:
