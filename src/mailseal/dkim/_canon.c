@@ -125,8 +125,284 @@ relax(PyObject *module, PyObject *arg)
     return out;
 }
 
+/* --- header fields (RFC 6376 §3.4.2) ------------------------------------------
+ *
+ * relaxed_headers(fields) is exactly
+ *     b"\r\n".join(canonical.relaxed_header(f[0], f[1]) for f in fields)
+ * for a list or tuple of tuples whose first two items are bytes (HeaderField):
+ * the name with SP/HTAB stripped and A-Z lower-cased, ":", then the value with
+ * every LF and every CR directly before an LF deleted (unfolding), runs of
+ * SP/HTAB reduced to one SP and SP/HTAB at both ends deleted. Any other byte
+ * (a bare CR, VT, FF, 8-bit) is copied as it is. */
+
+static int
+field_parts(PyObject *item, PyObject **name, PyObject **value)
+{
+    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) < 2) {
+        PyErr_Format(PyExc_TypeError,
+                     "relaxed_headers() items must be (name, value, ...) tuples, not %.200s",
+                     Py_TYPE(item)->tp_name);
+        return -1;
+    }
+    *name = PyTuple_GET_ITEM(item, 0);
+    *value = PyTuple_GET_ITEM(item, 1);
+    if (!PyBytes_Check(*name) || !PyBytes_Check(*value)) {
+        PyErr_SetString(PyExc_TypeError, "relaxed_headers() names and values must be bytes");
+        return -1;
+    }
+    return 0;
+}
+
+static unsigned char *
+relaxed_one(unsigned char *o, PyObject *name, PyObject *value)
+{
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(name);
+    Py_ssize_t a = 0, b = PyBytes_GET_SIZE(name);
+    while (a < b && (p[a] == ' ' || p[a] == '\t')) {
+        a++;
+    }
+    while (b > a && (p[b - 1] == ' ' || p[b - 1] == '\t')) {
+        b--;
+    }
+    for (; a < b; a++) {
+        unsigned char c = p[a];
+        *o++ = (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+    }
+    *o++ = ':';
+    p = (const unsigned char *)PyBytes_AS_STRING(value);
+    Py_ssize_t n = PyBytes_GET_SIZE(value);
+    int started = 0, space = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = p[i];
+        if (c == ' ' || c == '\t') {
+            space = 1;
+            continue;
+        }
+        if (c == '\n' || (c == '\r' && i + 1 < n && p[i + 1] == '\n')) {
+            continue; /* unfolding: the WSP on either side still counts as one run */
+        }
+        if (space && started) {
+            *o++ = ' ';
+        }
+        space = 0;
+        started = 1;
+        *o++ = c;
+    }
+    return o;
+}
+
+PyDoc_STRVAR(relaxed_headers_doc,
+"relaxed_headers(fields, /)\n--\n\n"
+"The fields, each (name, value, ...) with bytes name and value, canonicalized\n"
+"with the relaxed header algorithm (RFC 6376 §3.4.2) and joined by CRLF (no\n"
+"CRLF after the last one).");
+
+static PyObject *
+relaxed_headers(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    PyObject *seq = PySequence_Fast(arg, "relaxed_headers() argument must be a sequence");
+    if (seq == NULL) {
+        return NULL;
+    }
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    Py_ssize_t size = 0;
+    PyObject *name, *value;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        if (field_parts(items[k], &name, &value) < 0) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+        /* never longer than name ":" value CRLF */
+        size += PyBytes_GET_SIZE(name) + PyBytes_GET_SIZE(value) + 3;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, size);
+    if (out == NULL) {
+        Py_DECREF(seq);
+        return NULL;
+    }
+    unsigned char *start = (unsigned char *)PyBytes_AS_STRING(out);
+    unsigned char *o = start;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        (void)field_parts(items[k], &name, &value); /* checked above */
+        if (k) {
+            *o++ = '\r';
+            *o++ = '\n';
+        }
+        o = relaxed_one(o, name, value);
+    }
+    Py_DECREF(seq);
+    if (_PyBytes_Resize(&out, o - start) < 0) {
+        return NULL;
+    }
+    return out;
+}
+
+/* --- header sections (mailseal/message.py) -------------------------------------
+ *
+ * to_crlf(data) is exactly message.to_crlf_py(data): a CR is put before every LF
+ * that has none; data itself is returned when there is no such LF.
+ *
+ * parse_fields(head, cls) is exactly message.parse_fields_py(head, cls), that
+ * is parse_header_block without the field count limit; cls is HeaderField (a
+ * tuple subclass without instance fields):
+ * split at every CRLF not followed by SP/HTAB; keep the pieces with a ":" whose
+ * part before it is not empty once ASCII whitespace is stripped, as
+ * (name, value, lname) with lname that part stripped and A-Z lower-cased. */
+
+PyDoc_STRVAR(to_crlf_doc,
+"to_crlf(data, /)\n--\n\n"
+"Put a CR before every LF not preceded by one. Returns data itself when there\n"
+"is none.");
+
+static PyObject *
+to_crlf(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    if (!PyBytes_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "to_crlf() argument must be bytes, not %.200s",
+                     Py_TYPE(arg)->tp_name);
+        return NULL;
+    }
+    const char *p = PyBytes_AS_STRING(arg);
+    Py_ssize_t n = PyBytes_GET_SIZE(arg), bare = 0;
+    const char *q = p, *end = p + n;
+    while ((q = memchr(q, '\n', (size_t)(end - q))) != NULL) {
+        bare += q == p || q[-1] != '\r';
+        q++;
+    }
+    if (!bare) {
+        if (PyBytes_CheckExact(arg)) {
+            return Py_NewRef(arg);
+        }
+        return PyBytes_FromStringAndSize(p, n);
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n + bare);
+    if (out == NULL) {
+        return NULL;
+    }
+    char *o = PyBytes_AS_STRING(out);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r')) {
+            *o++ = '\r';
+        }
+        *o++ = p[i];
+    }
+    return out;
+}
+
+static int
+is_space(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\x0b' || c == '\x0c';
+}
+
+/* Appends the field in p[0:n] to list if it has a name; 0, or -1 on error. */
+static int
+add_field(PyObject *list, PyTypeObject *cls, const char *p, Py_ssize_t n)
+{
+    const char *colon = memchr(p, ':', (size_t)n);
+    if (colon == NULL) {
+        return 0;
+    }
+    Py_ssize_t c = colon - p, a = 0, b = c;
+    while (a < b && is_space((unsigned char)p[a])) {
+        a++;
+    }
+    while (b > a && is_space((unsigned char)p[b - 1])) {
+        b--;
+    }
+    if (a == b) {
+        return 0;
+    }
+    PyObject *field = cls->tp_alloc(cls, 3);
+    if (field == NULL) {
+        return -1;
+    }
+    PyObject *name = PyBytes_FromStringAndSize(p, c);
+    PyObject *value = PyBytes_FromStringAndSize(colon + 1, n - c - 1);
+    PyObject *lname = PyBytes_FromStringAndSize(NULL, b - a);
+    if (name == NULL || value == NULL || lname == NULL) {
+        Py_XDECREF(name);
+        Py_XDECREF(value);
+        Py_XDECREF(lname);
+        Py_DECREF(field);
+        return -1;
+    }
+    char *l = PyBytes_AS_STRING(lname);
+    for (Py_ssize_t i = a; i < b; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        *l++ = (char)((ch >= 'A' && ch <= 'Z') ? ch + 32 : ch);
+    }
+    PyTuple_SET_ITEM(field, 0, name);
+    PyTuple_SET_ITEM(field, 1, value);
+    PyTuple_SET_ITEM(field, 2, lname);
+    int rc = PyList_Append(list, field);
+    Py_DECREF(field);
+    return rc;
+}
+
+PyDoc_STRVAR(parse_fields_doc,
+"parse_fields(head, cls, /)\n--\n\n"
+"The header fields of a CRLF-separated header block, as cls(name, value, lname)\n"
+"(cls: a tuple subclass with no instance fields of its own).");
+
+static PyObject *
+parse_fields(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "parse_fields() takes exactly 2 arguments");
+        return NULL;
+    }
+    PyObject *head = args[0];
+    PyTypeObject *cls = (PyTypeObject *)args[1];
+    if (!PyBytes_Check(head)) {
+        PyErr_Format(PyExc_TypeError, "parse_fields() head must be bytes, not %.200s",
+                     Py_TYPE(head)->tp_name);
+        return NULL;
+    }
+    if (!PyType_Check(args[1]) || !PyType_IsSubtype(cls, &PyTuple_Type)
+        || cls->tp_basicsize != PyTuple_Type.tp_basicsize
+        || cls->tp_itemsize != PyTuple_Type.tp_itemsize || cls->tp_dictoffset != 0) {
+        PyErr_SetString(PyExc_TypeError,
+                        "parse_fields() cls must be a tuple subclass without instance fields");
+        return NULL;
+    }
+    PyObject *list = PyList_New(0);
+    if (list == NULL) {
+        return NULL;
+    }
+    const char *p = PyBytes_AS_STRING(head);
+    Py_ssize_t n = PyBytes_GET_SIZE(head), start = 0;
+    const char *q = p, *end = p + n;
+    while ((q = memchr(q, '\r', (size_t)(end - q))) != NULL) {
+        Py_ssize_t i = q - p;
+        if (i + 1 < n && p[i + 1] == '\n' && (i + 2 == n || (p[i + 2] != ' ' && p[i + 2] != '\t'))) {
+            if (add_field(list, cls, p + start, i - start) < 0) {
+                Py_DECREF(list);
+                return NULL;
+            }
+            start = i + 2;
+            q = p + start;
+        }
+        else {
+            q++;
+        }
+    }
+    if (add_field(list, cls, p + start, n - start) < 0) {
+        Py_DECREF(list);
+        return NULL;
+    }
+    return list;
+}
+
 static PyMethodDef canon_methods[] = {
     {"relax", relax, METH_O, relax_doc},
+    {"relaxed_headers", relaxed_headers, METH_O, relaxed_headers_doc},
+    {"to_crlf", to_crlf, METH_O, to_crlf_doc},
+    {"parse_fields", (PyCFunction)(void (*)(void))parse_fields, METH_FASTCALL, parse_fields_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -137,7 +413,8 @@ static PyModuleDef_Slot canon_slots[] = {
 static struct PyModuleDef canon_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "mailseal.dkim._canon",
-    .m_doc = "Relaxed body canonicalization (RFC 6376 §3.4.4) in C; see canonical.py.",
+    .m_doc = "Relaxed body and header canonicalization (RFC 6376 §3.4.4, §3.4.2) in C; "
+              "see canonical.py.",
     .m_size = 0,
     .m_methods = canon_methods,
     .m_slots = canon_slots,

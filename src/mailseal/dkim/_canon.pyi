@@ -1,2 +1,12 @@
-# The optional C accelerator (_canon.c); canonical.relax_py is the reference.
+# The optional C accelerator (_canon.c); canonical.relax_py and
+# canonical.relaxed_headers_py, message.to_crlf_py and message.parse_fields_py
+# are the references.
+from collections.abc import Sequence
+from typing import TypeVar
+
+_F = TypeVar("_F", bound=tuple[bytes, ...])
+
 def relax(data: bytes, /) -> bytes: ...
+def relaxed_headers(fields: Sequence[tuple[bytes, ...]], /) -> bytes: ...
+def to_crlf(data: bytes, /) -> bytes: ...
+def parse_fields(head: bytes, cls: type[_F], /) -> list[_F]: ...

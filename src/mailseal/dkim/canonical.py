@@ -82,6 +82,24 @@ def relaxed_header(name: bytes, value: bytes) -> bytes:
 _PLAIN_VALUE = re.compile(rb"[\r\n\x0b\x0c]").search
 
 
+def relaxed_headers_py(fields: Sequence[HeaderField]) -> bytes:
+    """The fields canonicalized with ``relaxed_header`` and joined by CRLF (no CRLF
+    after the last): the header hash input when the signature field is last."""
+    return CRLF.join([relaxed_header(f[0], f[1]) for f in fields])
+
+
+def _accelerated_headers() -> Callable[[Sequence[HeaderField]], bytes]:
+    try:
+        from mailseal.dkim._canon import relaxed_headers as fast
+    except ImportError:  # not built: see _accelerated below
+        return relaxed_headers_py
+    return fast
+
+
+#: ``relaxed_headers_py``, in C when the accelerator was built (one pass, one copy).
+relaxed_headers: Callable[[Sequence[HeaderField]], bytes] = _accelerated_headers()
+
+
 # --- body --------------------------------------------------------------------
 
 Sink = Callable[[bytes], None]

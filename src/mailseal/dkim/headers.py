@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mailseal.dkim.canonical import HASHES, Canon, canon_header
+from mailseal.dkim.canonical import HASHES, Canon, canon_header, relaxed_headers
 from mailseal.message import HeaderField
 
 FieldIndex = dict[bytes, list[HeaderField]]
@@ -14,7 +14,11 @@ def index_fields(fields: Sequence[HeaderField]) -> FieldIndex:
     """Fields by lower-cased name, in message order: built once per message."""
     index: FieldIndex = {}
     for field in fields:
-        index.setdefault(field.lname, []).append(field)
+        same = index.get(field[2])  # field.lname, without the property call
+        if same is None:
+            index[field[2]] = [field]
+        else:
+            same.append(field)
     return index
 
 
@@ -48,6 +52,16 @@ def header_digest(
 ) -> bytes:
     """Hash of the selected header fields followed by the signature field itself,
     which has its ``b=`` value empty and no trailing CRLF (RFC 6376 §3.7)."""
-    parts = [canon_header(field, canon) for field in select_headers(fields, names, index)]
-    parts.append(canon_header(signature_field, canon)[:-2])
+    return digest_fields(select_headers(fields, names, index), canon, hash_name,
+                         signature_field)
+
+
+def digest_fields(chosen: list[HeaderField], canon: Canon, hash_name: str,
+                  signature_field: HeaderField) -> bytes:
+    """``header_digest`` of fields already selected (``chosen`` is extended)."""
+    if canon is Canon.RELAXED:
+        chosen.append(signature_field)
+        return HASHES[hash_name](relaxed_headers(chosen)).digest()
+    parts = [canon_header(field, canon) for field in chosen]
+    parts.append(signature_field.name + b":" + signature_field.value)
     return HASHES[hash_name](b"".join(parts)).digest()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from mailseal.dkim.bodyhash import BodyHashes
 from mailseal.dkim.canonical import Canon, parse_canonicalization
 from mailseal.dkim.crypto import sign_digest
-from mailseal.dkim.headers import FieldIndex, header_digest, index_fields, select_headers
+from mailseal.dkim.headers import FieldIndex, digest_fields, index_fields, select_headers
 from mailseal.dkim.keys import SigningKey
 from mailseal.dkim.signature import ALGORITHMS, valid_domain
 from mailseal.message import HeaderField
@@ -89,6 +89,10 @@ def _resolve(spec: SignSpec) -> str:
     return algorithm
 
 
+#: parse_canonicalization once per value seen (the result is immutable).
+_parse_canonicalization = functools.lru_cache(maxsize=64)(parse_canonicalization)
+
+
 class Signer:
     """Signs one message with one or more specs."""
 
@@ -106,7 +110,7 @@ class Signer:
         for spec in specs:
             algorithm = spec.resolved_algorithm()
             try:
-                canon = parse_canonicalization(spec.canonicalization)
+                canon = _parse_canonicalization(spec.canonicalization)
             except ValueError:
                 raise SignError(f"unknown canonicalization {spec.canonicalization!r}") from None
             hash_name = ALGORITHMS[algorithm][1]
@@ -132,7 +136,7 @@ class Signer:
 
     def _sign_one(self, spec: SignSpec, algorithm: str, canon: tuple[Canon, Canon],
                   hash_name: str, bh: bytes, body_length: int, now: int) -> bytes:
-        names = signed_header_names(self._fields, spec.headers, spec.oversign, self._index)
+        names, chosen = _signed_headers(self._index, spec.headers, spec.oversign)
         domain = spec.domain.lower()
         tags: list[tuple[str, str]] = [
             ("v", "1"), ("a", algorithm), ("c", f"{canon[0]}/{canon[1]}"),
@@ -158,7 +162,7 @@ class Signer:
         tags.append(("b", ""))
         unsigned = fold_tags(tags)
         field = HeaderField(b"DKIM-Signature", unsigned.encode("ascii"))
-        digest = header_digest(self._fields, names, canon[0], hash_name, field, self._index)
+        digest = digest_fields(chosen, canon[0], hash_name, field)
         b = base64.b64encode(sign_digest(spec.key.private, hash_name, digest)).decode("ascii")
         return b"DKIM-Signature:" + (unsigned + _fold_b64(b, unsigned)).encode("ascii") + b"\r\n"
 
@@ -175,6 +179,34 @@ def signed_header_names(fields: Sequence[HeaderField], wanted: Sequence[str] | N
         if n:
             names.extend([name] * n)
     return names
+
+
+def _signed_headers(index: FieldIndex, wanted: Sequence[str] | None,
+                    oversign: Sequence[str]) -> tuple[list[str], list[HeaderField]]:
+    """``signed_header_names`` and, in the same pass, the fields those names select
+    (``select_headers``: each name takes the last instance not yet taken)."""
+    plan = _wanted(None if wanted is None else tuple(wanted), tuple(oversign))
+    if not _selects_by_key(plan):  # a name select_headers would look up differently
+        names = signed_header_names((), wanted, oversign, index)
+        return names, select_headers((), names, index)
+    names = []
+    chosen: list[HeaderField] = []
+    for name, key, extra in plan:
+        stack = index.get(key)
+        if stack:
+            names.extend([name] * (len(stack) + extra))
+            chosen.extend(reversed(stack))
+        elif extra:
+            names.append(name)
+    return names, chosen
+
+
+@functools.lru_cache(maxsize=256)
+def _selects_by_key(plan: tuple[tuple[str, bytes, int], ...]) -> bool:
+    """Whether select_headers looks each name of the plan up by its key (names with
+    surrounding whitespace or non-ASCII letters may differ)."""
+    return all(name.strip().lower().encode("ascii", "replace") == key
+               for name, key, _ in plan)
 
 
 @functools.lru_cache(maxsize=256)

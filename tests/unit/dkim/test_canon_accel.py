@@ -2,7 +2,10 @@
 against the pure-Python ``relax_py`` — hand vectors, every offset around the C
 code's block and window edges, Hypothesis buffers, megabyte runs — and whole bodies
 through ``BodyCanonicalizer`` with either transform (STYLE habit 1: whole, at every
-split point, byte by byte)."""
+split point, byte by byte). Then the header-side accelerators against their Python
+references: ``relaxed_headers`` (relaxed header canonicalization of a field list),
+``to_crlf`` and ``parse_fields`` (header parsing, message.py), and the signer's
+one-pass header selection against ``signed_header_names`` + ``select_headers``."""
 
 from __future__ import annotations
 
@@ -16,8 +19,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mailseal import message
 from mailseal.dkim import canonical
 from mailseal.dkim.canonical import BodyCanonicalizer, Canon, Relax, relax_py
+from mailseal.dkim.headers import index_fields, select_headers
+from mailseal.dkim.sign import _signed_headers, signed_header_names
+from mailseal.message import HeaderField
 
 
 def _built() -> Relax | None:
@@ -223,3 +230,159 @@ def test_same_digest_for_a_large_body_in_engine_chunks() -> None:
     body = line * 4000 + b" \r\n" * 3
     chunks = [body[i : i + (1 << 16)] for i in range(0, len(body), 1 << 16)]
     assert digest(relax_c, chunks) == digest(relax_py, chunks) == digest(relax_py, [body])
+
+
+# --- header fields: relaxed_headers, to_crlf, parse_fields ---------------------------
+
+
+def _built_headers() -> Any:
+    try:
+        from mailseal.dkim import _canon
+    except ImportError:
+        return None
+    return _canon
+
+
+CANON_C = _built_headers()
+
+FIELDS = [
+    (b"Subject", b" hello  world "),
+    (b" SubJect \t", b"\t a \r\n\t b  c\t\r\n"),
+    (b"X", b""),
+    (b"X-Empty", b" \t "),
+    (b"A", b"\r\r\n\n x\x0b \x0c\r"),  # bare CR, VT, FF are content; bare LF goes
+    (b"Fold", b"a\r\nb"),  # unfolding joins without a space
+    (b"Fold2", b"a \r\n b"),
+    (b"8bit", b" caf\xc3\xa9 \xff\t"),
+    (b"\tNAME-\xc4", b"v"),  # only A-Z are lower-cased
+    (b"", b":colon: "),
+]
+
+
+def relaxed_reference(fields: Sequence[tuple[bytes, bytes]]) -> bytes:
+    return b"\r\n".join(canonical.relaxed_header(n, v) for n, v in fields)
+
+
+@pytest.mark.parametrize("count", range(len(FIELDS) + 1))
+def test_relaxed_headers_py_hand_vectors(count: int) -> None:
+    fields = [HeaderField(n, v) for n, v in FIELDS[:count]]
+    assert canonical.relaxed_headers_py(fields) == relaxed_reference(FIELDS[:count])
+
+
+@needs_c
+@pytest.mark.parametrize("count", range(len(FIELDS) + 1))
+def test_relaxed_headers_c_hand_vectors(count: int) -> None:
+    fields = [HeaderField(n, v) for n, v in FIELDS[:count]]
+    assert CANON_C.relaxed_headers(fields) == relaxed_reference(FIELDS[:count])
+    assert CANON_C.relaxed_headers(tuple(fields)) == relaxed_reference(FIELDS[:count])
+    assert canonical.relaxed_headers is CANON_C.relaxed_headers
+
+
+@needs_c
+@pytest.mark.parametrize("bad", [[b"x"], [(b"a",)], [(b"a", "v")], [("a", b"v")], None, [[b"a", b"v"]]])
+def test_relaxed_headers_c_rejects(bad: object) -> None:
+    with pytest.raises(TypeError):
+        CANON_C.relaxed_headers(bad)
+
+
+HEADER_BYTES = st.lists(
+    st.sampled_from([b" ", b"\t", b"\r", b"\n", b"\r\n", b"\r\n ", b"\x0b", b"\x0c", b":",
+                     b"a", b"Z", b"\xc3", b"-"]) | st.binary(max_size=3),
+    max_size=20).map(b"".join)
+
+
+@needs_c
+@settings(max_examples=500)
+@given(st.lists(st.tuples(HEADER_BYTES, HEADER_BYTES), max_size=6))
+def test_relaxed_headers_agree(fields: list[tuple[bytes, bytes]]) -> None:
+    made = [HeaderField(n, v) for n, v in fields]
+    assert CANON_C.relaxed_headers(made) == canonical.relaxed_headers_py(made) \
+        == relaxed_reference(fields)
+
+
+LINES = [
+    b"", b"\n", b"\r\n", b"\r", b"a\nb", b"a\r\nb", b"\r\r\n", b"\n\n", b"\r\n\n",
+    b"x\r", b"\nx", b"a\n\rb\n",
+]
+
+
+@pytest.mark.parametrize("data", LINES)
+def test_to_crlf_hand_vectors(data: bytes) -> None:
+    expected = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    assert message.to_crlf_py(data) == expected
+    assert message.to_crlf(data) == expected
+    assert message.to_crlf(bytearray(data)) == expected  # bytes-like: the Python path
+
+
+@needs_c
+@settings(max_examples=500)
+@given(HEADER_BYTES)
+def test_to_crlf_agrees(data: bytes) -> None:
+    assert CANON_C.to_crlf(data) == message.to_crlf_py(data)
+    if b"\n" not in data.replace(b"\r\n", b""):
+        assert CANON_C.to_crlf(data) is data  # no bare LF: no copy
+
+
+HEADS = [
+    b"",
+    b"From: a\r\nTo: b",
+    b"From: a\r\nTo: b\r\n",  # a final CRLF ends the last field
+    b"Subject: one\r\n two\r\n\tthree\r\nX: y",
+    b"no colon\r\nA:1\r\n:no name\r\n \t:blank name\r\nB :2",
+    b"A:1\r\n\r\nB:2",
+    b"A:1\rB:2\nC:3",  # bare CR and LF do not end a field
+    b"\r\n A: folded first line",
+    b" Lead-Space : v\r\nTR\x0b: v\r\nX-\xc4Y:z",
+]
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_parse_fields_hand_vectors(head: bytes) -> None:
+    fields = message.parse_header_block(head)
+    assert fields == message.parse_fields_py(head)
+    assert message.parse_header_block(bytearray(head)) == fields
+    assert all(type(f) is HeaderField and f.lname == f.name.strip().lower() for f in fields)
+
+
+@needs_c
+@pytest.mark.parametrize("head", HEADS)
+def test_parse_fields_c_hand_vectors(head: bytes) -> None:
+    fields = CANON_C.parse_fields(head, HeaderField)
+    assert fields == message.parse_fields_py(head)
+    assert all(type(f) is HeaderField for f in fields)
+
+
+@needs_c
+@pytest.mark.parametrize("cls", [bytes, int, object, "HeaderField"])
+def test_parse_fields_c_rejects(cls: object) -> None:
+    with pytest.raises(TypeError):
+        CANON_C.parse_fields(b"A: b", cls)
+
+
+@needs_c
+@settings(max_examples=500)
+@given(HEADER_BYTES)
+def test_parse_fields_agree(head: bytes) -> None:
+    fields = CANON_C.parse_fields(head, HeaderField)
+    assert fields == message.parse_fields_py(head)
+    assert all(type(f) is HeaderField for f in fields)
+
+
+# --- the signer's header selection ----------------------------------------------------
+
+SELECT_HEAD = (b"From: a\r\nSubject: x\r\nsubject : y\r\nTo: z\r\nX-A: 1\r\n"
+               b"Date: d\r\nTO: w\r\n\xc4: odd\r\n")
+NAMES = ["from", "subject", "to", "x-a", " subject", "\u0130", "cc", "date", "TO", "nope",
+         "Subject "]
+
+
+@settings(max_examples=300)
+@given(st.none() | st.lists(st.sampled_from(NAMES), max_size=6).map(tuple),
+       st.lists(st.sampled_from(NAMES), max_size=3).map(tuple))
+def test_signed_headers_in_one_pass(wanted: tuple[str, ...] | None,
+                                    oversign: tuple[str, ...]) -> None:
+    fields = message.parse_header_block(SELECT_HEAD)
+    index = index_fields(fields)
+    names = signed_header_names(fields, wanted, oversign, index)
+    assert _signed_headers(index, wanted, oversign) == (
+        names, select_headers(fields, names, index))
