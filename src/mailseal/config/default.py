@@ -43,6 +43,10 @@ rules = [                       # the signing table: first match wins
   {{ match = "*.{domain}", keys = ["{domain}-rsa"] }},
 ]
 
+[dmarc]
+enforce = false                 # record only; true acts on p=reject / p=quarantine failures
+report_db = "dmarc-reports.sqlite"   # every evaluation, for `mailseal dmarc report`
+
 [verify]
 on_bad_signature = "accept"     # accept | reject | tempfail | quarantine | discard
 on_no_signature = "accept"

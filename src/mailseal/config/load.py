@@ -68,6 +68,11 @@ def build_config(data: dict[str, Any], source: str = "<config>") -> Config:
             keys[entry.name] = load_key(_relative(source, entry.file))
         except KeyFileError as exc:
             raise ConfigError(f"{source}: keys[{index}].file ({entry.name}): {exc}") from None
+    if settings.dmarc.report_db and not source.startswith("<"):
+        # Like key files, a relative report database lives beside the configuration.
+        db = _relative(source, settings.dmarc.report_db)
+        settings = settings.model_copy(update={
+            "dmarc": settings.dmarc.model_copy(update={"report_db": db})})
     networks = [ipaddress.ip_network(n, strict=False) for n in settings.signing.internal_hosts]
     if settings.signing.internal_hosts_file:
         networks += _read_hosts_file(source, _relative(source, settings.signing.internal_hosts_file))
