@@ -148,39 +148,41 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     folder = tmp_path_factory.mktemp("milter-e2e")
     sockdir = Path(tempfile.mkdtemp(prefix="mailseal-e2e-", dir="/var/tmp"))
     sockdir.chmod(0o755)
-    with ZoneServer() as dns:
-        ours = _keyset(folder / "ours", OURS, dns.port)
-        theirs = _keyset(folder / "theirs", THEIRS, dns.port)
-        dns.set_zone(make_zone(OURS, _records(ours)), make_zone(THEIRS, _records(theirs)))
-        rejecting_port, accepting_port, fragile_port = free_port(), free_port(), free_port()
-        sock = sockdir / "mailseal.sock"
-        rejecting = MailsealProcess(milter_config(
-            folder / "rejecting.toml", port=rejecting_port, dns=dns, keys=ours, unix=sock,
-            on_bad='{ action = "reject", reply = "550 5.7.1 DKIM signature did not verify" }'))
-        accepting = MailsealProcess(milter_config(
-            folder / "accepting.toml", port=accepting_port, dns=dns, keys=ours))
-        with rejecting.start(("127.0.0.1", rejecting_port)), \
-                accepting.start(("127.0.0.1", accepting_port)), MailSink() as sink:
-            services = (
-                "127.0.0.1:{accepting} inet n - n - - smtpd\n"
-                f"  -o smtpd_milters=inet:127.0.0.1:{accepting_port}\n"
-                "127.0.0.1:{unixsock} inet n - n - - smtpd\n"
-                f"  -o smtpd_milters=unix:{sock}\n"
-                "127.0.0.1:{fragile} inet n - n - - smtpd\n"
-                f"  -o smtpd_milters=inet:127.0.0.1:{fragile_port}\n")
-            postfix = PrivatePostfix(
-                relayhost=sink.relayhost, services=services,
-                service_ports=["accepting", "unixsock", "fragile"],
-                main_cf={"smtpd_milters": f"inet:127.0.0.1:{rejecting_port}",
-                         "non_smtpd_milters": f"inet:127.0.0.1:{rejecting_port}",
-                         "milter_default_action": "tempfail",
-                         "milter_protocol": "6",
-                         "smtpd_authorized_xclient_hosts": "127.0.0.0/8",
-                         "mynetworks": "127.0.0.0/8 192.0.2.0/24"})
-            with postfix:
-                yield World(ours, theirs, dns, sink, postfix, folder, sock, fragile_port,
-                            rejecting)
-    shutil.rmtree(sockdir, ignore_errors=True)
+    try:
+        with ZoneServer() as dns:
+            ours = _keyset(folder / "ours", OURS, dns.port)
+            theirs = _keyset(folder / "theirs", THEIRS, dns.port)
+            dns.set_zone(make_zone(OURS, _records(ours)), make_zone(THEIRS, _records(theirs)))
+            rejecting_port, accepting_port, fragile_port = free_port(), free_port(), free_port()
+            sock = sockdir / "mailseal.sock"
+            rejecting = MailsealProcess(milter_config(
+                folder / "rejecting.toml", port=rejecting_port, dns=dns, keys=ours, unix=sock,
+                on_bad='{ action = "reject", reply = "550 5.7.1 DKIM signature did not verify" }'))
+            accepting = MailsealProcess(milter_config(
+                folder / "accepting.toml", port=accepting_port, dns=dns, keys=ours))
+            with rejecting.start(("127.0.0.1", rejecting_port)), \
+                    accepting.start(("127.0.0.1", accepting_port)), MailSink() as sink:
+                services = (
+                    "127.0.0.1:{accepting} inet n - n - - smtpd\n"
+                    f"  -o smtpd_milters=inet:127.0.0.1:{accepting_port}\n"
+                    "127.0.0.1:{unixsock} inet n - n - - smtpd\n"
+                    f"  -o smtpd_milters=unix:{sock}\n"
+                    "127.0.0.1:{fragile} inet n - n - - smtpd\n"
+                    f"  -o smtpd_milters=inet:127.0.0.1:{fragile_port}\n")
+                postfix = PrivatePostfix(
+                    relayhost=sink.relayhost, services=services,
+                    service_ports=["accepting", "unixsock", "fragile"],
+                    main_cf={"smtpd_milters": f"inet:127.0.0.1:{rejecting_port}",
+                             "non_smtpd_milters": f"inet:127.0.0.1:{rejecting_port}",
+                             "milter_default_action": "tempfail",
+                             "milter_protocol": "6",
+                             "smtpd_authorized_xclient_hosts": "127.0.0.0/8",
+                             "mynetworks": "127.0.0.0/8 192.0.2.0/24"})
+                with postfix:
+                    yield World(ours, theirs, dns, sink, postfix, folder, sock, fragile_port,
+                                rejecting)
+    finally:
+        shutil.rmtree(sockdir, ignore_errors=True)
 
 
 def _verify_ours(world: World, data: bytes) -> list[tuple[str, str]]:
