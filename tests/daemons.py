@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -13,11 +14,25 @@ from types import TracebackType
 
 from mailseal.keystore import generate_key, write_private_key
 
+#: Ports handed out for services a test configures in advance come from below the
+#: kernel's ephemeral range (Linux: 32768-60999). A port from bind(0) is drawn from that
+#: range, so a later bind(0) or outgoing connection elsewhere in the test could take it
+#: before the service binds it (seen: a Postfix return-path smtpd losing its port).
+FIXED_PORTS = range(20000, 32000)
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port on 127.0.0.1, outside the ephemeral range, that was free a moment ago."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.choice(FIXED_PORTS)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise OSError("no free port found below the ephemeral range")
 
 
 def wait_port(host: str, port: int, timeout: float = 10.0) -> None:

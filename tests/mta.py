@@ -63,6 +63,7 @@ from types import TracebackType
 from typing import IO, Any, TypeVar
 
 from aiosmtpd.smtp import SMTP, syntax
+from daemons import free_port
 
 LOOPBACK = "127.0.0.1"
 MAIL_OWNER = "postfix"
@@ -79,18 +80,6 @@ T = TypeVar("T")
 
 class PostfixError(RuntimeError):
     """A Postfix program failed; the message carries its output (and the log's tail)."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago.
-
-    Racy by nature (someone else may bind it before the caller does): the servers here
-    retry their start with a new port when the bind fails.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_until(check: Callable[[], T | None], *, timeout: float, what: str,
