@@ -46,6 +46,11 @@ def _version(value: int | None, what: str) -> None:
         raise ValueError(f"{what} {value!r} is not a version number (0..{MAX_VERSION})")
 
 
+def printable(text: str, limit: int = 200) -> str:
+    """Text from the message or DNS made safe for a header: printable ASCII, bounded."""
+    return "".join(c if " " <= c <= "~" else "?" for c in text[:limit])
+
+
 def result_word(word: str) -> str:
     """The normalised result: a ``Result`` member when the word is one, else ``word``."""
     lowered = _keyword(word, "result")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from mailseal.authres.model import MethodResult, Property
+from mailseal.authres.model import MethodResult, Property, printable
 from mailseal.dkim.verify import DkimResult
 from mailseal.results import RESULT_RANK, Result
 
@@ -33,7 +33,7 @@ def method_result(r: DkimResult) -> MethodResult:
     return MethodResult(
         method="dkim",
         result=r.result,
-        reason=None if r.result is Result.PASS else _printable(r.reason_text),
+        reason=None if r.result is Result.PASS else printable(r.reason_text),
         properties=tuple(props),
         comment="; ".join(notes) or None,
     )
@@ -51,8 +51,3 @@ def best(results: Sequence[DkimResult]) -> Result:
     if not results:
         return Result.NONE
     return min((r.result for r in results), key=RESULT_RANK.__getitem__)
-
-
-def _printable(text: str, limit: int = 200) -> str:
-    """Reason text comes partly from the message: keep it printable ASCII and short."""
-    return "".join(c if " " <= c <= "~" else "?" for c in text[:limit])

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from mailseal.authres.model import MethodResult, Property
+from mailseal.authres.model import MethodResult, Property, printable
 from mailseal.dmarc.adsp import AdspVerdict, DkPolicyResult, DkPolicyVerdict
 from mailseal.dmarc.evaluate import DmarcResult
 from mailseal.results import Result
@@ -20,7 +20,7 @@ from mailseal.results import Result
 def dmarc_method_result(r: DmarcResult) -> MethodResult:
     props: list[Property] = []
     if r.header_from:
-        props.append(Property("header", "from", _printable(r.header_from)))
+        props.append(Property("header", "from", printable(r.header_from)))
     if r.policy is not None and r.result in (Result.PASS, Result.FAIL):
         props.append(Property("policy", "dmarc", r.policy.value))
     return MethodResult(
@@ -36,7 +36,7 @@ def _reason(r: DmarcResult) -> str:
     text = r.reason.value
     if r.result in (Result.TEMPERROR, Result.PERMERROR) and r.detail:
         text += f": {r.detail}"
-    return _printable(text)
+    return printable(text)
 
 
 def _comment(r: DmarcResult) -> str | None:
@@ -53,7 +53,7 @@ def _comment(r: DmarcResult) -> str | None:
     if r.override is not None:
         parts.append(r.override.value.replace("_", "-"))
     if r.policy_domain and r.policy_domain != r.header_from:
-        parts.append(f"from {_printable(r.policy_domain)}")
+        parts.append(f"from {printable(r.policy_domain)}")
     return " ".join(parts)
 
 
@@ -65,16 +65,11 @@ def adsp_method_result(adsp: AdspVerdict, dk: DkPolicyVerdict | None = None) -> 
         if dk.result in (DkPolicyResult.FAIL, DkPolicyResult.NEUTRAL):
             note += f": o={'-' if dk.signs_all else '~'}{', t=y' if dk.testing else ''}"
         notes.append(note)
-    props = (Property("header", "from", _printable(adsp.domain)),) if adsp.domain else ()
+    props = (Property("header", "from", printable(adsp.domain)),) if adsp.domain else ()
     return MethodResult(
         method="dkim-adsp",
         result=adsp.result.value,
-        reason=None if adsp.result.value in ("pass", "none") else _printable(adsp.detail),
+        reason=None if adsp.result.value in ("pass", "none") else printable(adsp.detail),
         properties=props,
         comment="; ".join(notes) or None,
     )
-
-
-def _printable(text: str, limit: int = 200) -> str:
-    """Text from DNS or the message: printable ASCII only, bounded."""
-    return "".join(c if " " <= c <= "~" else "?" for c in text[:limit])

@@ -8,6 +8,7 @@ import asyncio
 import functools
 import logging
 import random
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -51,7 +52,7 @@ async def check_spf(config: Config, env: Envelope, resolver: Resolver,
         return None
     if not isinstance(resolver, FullResolver):
         return None
-    checker = SpfChecker(resolver, receiver=config.authserv_id)
+    checker = spf_checker(resolver, config.authserv_id)
     try:
         return await checker.mail_from(env.client_address, env.mail_from or "",
                                        env.helo or "unknown", now=now)
@@ -118,6 +119,19 @@ async def check_dmarc(config: Config, env: Envelope, fields: Sequence[HeaderFiel
         except Exception as exc:  # reporting must never cost a message
             log.error("DMARC report store %s: %s", s.report_db, exc)
     return out
+
+
+_CHECKERS: weakref.WeakKeyDictionary[FullResolver, SpfChecker] = weakref.WeakKeyDictionary()
+
+
+def spf_checker(resolver: FullResolver, receiver: str) -> SpfChecker:
+    """One checker per resolver (as long as it lives): its parsed-record cache then
+    lasts across messages (re-parsing the big providers' records was most of a warm
+    check, docs/performance.md "SPF")."""
+    checker = _CHECKERS.get(resolver)
+    if checker is None or checker.receiver != receiver:
+        checker = _CHECKERS[resolver] = SpfChecker(resolver, receiver=receiver)
+    return checker
 
 
 @functools.lru_cache(maxsize=8)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 
 from mailseal.authres import syntax
-from mailseal.authres.model import MethodResult, Property
+from mailseal.authres.model import MethodResult, Property, printable
 from mailseal.results import Result
 from mailseal.spf.evaluate import Identity, SpfResult
 
@@ -32,19 +32,19 @@ MAX_TEXT = 200  # longest piece of client-supplied text written
 _DOT_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 
 
-def _printable(text: str) -> str:
-    return "".join(c if " " <= c <= "~" else "?" for c in text[:MAX_TEXT])
+def _safe(text: str) -> str:
+    return printable(text, MAX_TEXT)
 
 
 def _kv(value: str) -> str:
     """dot-atom when it is one, else quoted-string (RFC 5322 §3.2.3, §3.2.4)."""
-    value = _printable(value)
+    value = _safe(value)
     return value if _DOT_ATOM.fullmatch(value) else syntax.quote_string(value)
 
 
 def comment_text(r: SpfResult, receiver: str) -> str:
     """The human sentence of RFC 7208 §9.1's examples for ``r``."""
-    who = f"domain of {_printable(r.sender)}"
+    who = f"domain of {_safe(r.sender)}"
     ip = r.ip
     if r.result is Result.PASS:
         text = f"{who} designates {ip} as permitted sender"
@@ -60,7 +60,7 @@ def comment_text(r: SpfResult, receiver: str) -> str:
         text = f"error in processing during lookup of {who}"
     else:
         text = f"permanent error in processing {who}"
-    return f"{_printable(receiver)}: {text}" if receiver else text
+    return f"{_safe(receiver)}: {text}" if receiver else text
 
 
 def _pairs(r: SpfResult, receiver: str, envelope_from: str | None) -> list[str]:
@@ -124,10 +124,10 @@ def method_result(r: SpfResult) -> MethodResult:
     postmaster@HELO of a null sender, RFC 7208 §2.4) or ``spf=<result>
     smtp.helo=<name>`` (HELO identity) — RFC 8601 §2.7.2."""
     if r.identity is Identity.HELO:
-        prop = Property("smtp", "helo", _printable(r.helo or r.domain))
+        prop = Property("smtp", "helo", _safe(r.helo or r.domain))
     else:
-        prop = Property("smtp", "mailfrom", _printable(r.sender))
+        prop = Property("smtp", "mailfrom", _safe(r.sender))
     reason = None
     if r.result in (Result.TEMPERROR, Result.PERMERROR) and r.problem:
-        reason = _printable(r.problem)
+        reason = _safe(r.problem)
     return MethodResult(method="spf", result=r.result, reason=reason, properties=(prop,))
