@@ -92,6 +92,9 @@ def test_spool_memory_then_private_anonymous_file(tmp_path: Path) -> None:
     b"\r\nno header\r\n",
     b"\nno header\n",
     b"A: only header\r\n",
+    b"A: 1\n\nbody\r\n\r\nmore\n",  # the first empty line counts, whichever its end
+    b"A: 1\r\n\r\nbody\n\nmore\r\n",
+    b"A: 1\n\n\r\nbody\r\n",
 ])
 def test_in_flight_sees_the_same_message_however_split(message: bytes, chunking: bool,
                                                        tmp_path: Path) -> None:

@@ -39,6 +39,7 @@ from mailseal.frontends.smtpproxy.events import (
     EndOfData,
     Event,
     Helo,
+    Mail,
     Quit,
     Rcpt,
     Refused,
@@ -68,6 +69,8 @@ class Hop:
     extensions: tuple[str, ...] = ("PIPELINING", "8BITMIME", "SIZE 100000000",
                                    "XFORWARD NAME ADDR HELO IDENT")
     refuse_rcpt: frozenset[str] = frozenset()
+    refuse_mail: bool = False
+    refuse_xforward: bool = False
     end_reply: Reply = DEFAULT_END
     hang: str = ""  # "greeting", "MAIL", "end"
     drop_in_data: bool = False
@@ -150,7 +153,11 @@ class HopServer:
         if isinstance(event, Helo):
             return Reply(250, "", "hop.test", hop.extensions if event.extended else ())
         if isinstance(event, Xforward):
+            if hop.refuse_xforward:
+                return Reply(550, "5.7.0", "XFORWARD not allowed")
             hop.xforward.append(event.decoded())
+        if isinstance(event, Mail) and hop.refuse_mail:
+            return Reply(451, "4.3.0", "try later")
         if isinstance(event, Rcpt) and event.address in hop.refuse_rcpt:
             return Reply(550, "5.1.1", f"<{event.address}>: no such user")
         if isinstance(event, Data):
@@ -580,17 +587,53 @@ def test_next_hop_connection_is_kept_for_the_next_client(tmp_path: Path, key_fil
                 await client.command("XFORWARD ADDR=192.0.2.7")
             assert (await client.transaction(message(f"client {i}")))[-1].code == 250
             assert (await client.command("QUIT")).code == 221
-        # XFORWARD sent, then no transaction: that connection is not kept (the next
-        # hop would apply the attributes to someone else's mail).
+        # XFORWARD, then no transaction: the attributes wait for MAIL, so they never
+        # reach the next hop, and the connection stays clean for the next client.
         client = await p.ready_client()
         await client.command("XFORWARD ADDR=192.0.2.8")
         await client.command("QUIT")
         client = await p.ready_client()
         assert (await client.transaction(message("client 4")))[-1].code == 250
     run_proxy(tmp_path, key_file, test, hop=hop)
-    assert len(hop.messages) == 4 and hop.connections == 2
-    assert hop.xforward == [{"ADDR": "192.0.2.7"}, {"ADDR": "192.0.2.8"}]
-    assert hop.commands.count("QUIT") == 1
+    assert len(hop.messages) == 4 and hop.connections == 1
+    assert hop.xforward == [{"ADDR": "192.0.2.7"}]
+    assert hop.commands.count("QUIT") == 0
+
+
+def test_xforward_goes_with_mail_and_a_refused_mail_leaves_the_connection_unkept(
+        tmp_path: Path, key_file: Path) -> None:
+    """XFORWARD is answered at once and sent in one write with MAIL; when the next hop
+    then refuses MAIL it holds attributes for no transaction: that connection is not
+    given to the next client (who would send mail under them)."""
+    hop = Hop(refuse_mail=True)
+
+    async def test(p: Proxy) -> None:
+        client = await p.ready_client()
+        assert (await client.command("XFORWARD ADDR=192.0.2.7")).code == 250
+        assert hop.commands == ["HELO"]  # nothing went on yet
+        assert (await client.command("MAIL FROM:<a@example.com>")).code == 451
+        assert (await client.command("QUIT")).code == 221
+        hop.refuse_mail = False
+        client = await p.ready_client()
+        assert (await client.transaction(message("next")))[-1].code == 250
+    run_proxy(tmp_path, key_file, test, hop=hop)
+    assert hop.commands[:3] == ["HELO", "XFORWARD", "MAIL"]
+    assert hop.connections == 2 and len(hop.messages) == 1
+
+
+def test_refused_xforward_is_the_answer_to_mail_and_the_mail_is_reset(
+        tmp_path: Path, key_file: Path) -> None:
+    hop = Hop(refuse_xforward=True)
+
+    async def test(p: Proxy) -> None:
+        client = await p.ready_client()
+        assert (await client.command("XFORWARD ADDR=192.0.2.7")).code == 250
+        reply = await client.command("MAIL FROM:<a@example.com>")
+        assert str(reply) == "550 5.7.0 XFORWARD not allowed"
+        assert (await client.command("RCPT TO:<b@example.org>")).code == 503
+    run_proxy(tmp_path, key_file, test, hop=hop)
+    assert hop.commands[:4] == ["HELO", "XFORWARD", "MAIL", "RSET"]
+    assert hop.messages == []
 
 
 def test_a_kept_connection_that_went_stale_is_replaced(tmp_path: Path, key_file: Path) -> None:

@@ -43,7 +43,7 @@ class InFlight:
             body = b""
             if self.chunking:  # make only the header CRLF: cut after its empty line
                 data, body = _cut_after_empty_line(data, self._tail)
-                self._tail = (self._tail + data)[-2:]
+                self._tail = (self._tail + data[-2:])[-2:]
             data = self.splitter.feed(self._normal(data))
             if not self.splitter.done:
                 return
@@ -108,9 +108,13 @@ def _cut_after_empty_line(data: bytes, tail: bytes) -> tuple[bytes, bytes]:
     if tail.endswith(b"\n") and data.startswith((b"\r\n", b"\n")):
         cut = 2 if data[0] == 0x0D else 1
         return data[:cut], data[cut:]
-    ends = [i for i in (data.find(b"\n\r\n"), data.find(b"\n\n")) if i >= 0]
-    if not ends:
+    end = data.find(b"\n\r\n")
+    # A bare-LF empty line counts only before the first CRLF one: do not scan the
+    # whole body for one.
+    lf = data.find(b"\n\n", 0, len(data) if end < 0 else end + 1)
+    if lf >= 0:
+        end = lf
+    if end < 0:
         return data, b""
-    end = min(ends)
     cut = end + (3 if data[end + 1] == 0x0D else 2)
     return data[:cut], data[cut:]

@@ -83,17 +83,32 @@ class Relay:
         return reply
 
     async def command(self, line: str) -> Reply:
-        verb = line.partition(" ")[0].upper()
+        return (await self.commands([line]))[0]
+
+    async def commands(self, lines: list[str]) -> list[Reply]:
+        """Commands in one write (RFC 2920 pipelining: the caller checked the next hop
+        offers it, for more than one), and their replies in order. A failure answers
+        the command it happened at and every one after it."""
+        answers: list[Reply] = []
+        verb = lines[0].partition(" ")[0].upper()
         if self._writer is None:
-            return self._fail(verb, ConnectionError("not connected"))
+            return [self._fail(verb, ConnectionError("not connected"))] * len(lines)
         try:
             async with asyncio.timeout(self.timeouts.command):
-                self._writer.write(line.encode("utf-8", "surrogateescape") + b"\r\n")
+                self._writer.write("".join(line + "\r\n" for line in lines)
+                                   .encode("utf-8", "surrogateescape"))
                 await self._writer.drain()
-                reply = await self._read()
+                for line in lines:
+                    verb = line.partition(" ")[0].upper()
+                    answers.append(await self._read())
         except (OSError, TimeoutError, ReplyProtocolError) as exc:
-            return self._fail(verb, exc)
-        return self._closing(reply)
+            failure = self._fail(verb, exc)
+            return answers + [failure] * (len(lines) - len(answers))
+        closing = [self._closing(reply) for reply in answers]
+        if not self.connected:  # a 421: what came after it never happened
+            first = next(i for i, r in enumerate(answers) if r.code == 421)
+            closing[first + 1:] = [closing[first]] * (len(lines) - first - 1)
+        return closing
 
     async def send_data(self, wire: Iterable[bytes]) -> Reply:
         """After 354: the content as it goes on the wire (dot-stuffed, ending with the

@@ -84,6 +84,9 @@ class SmtpServerCodec:
         self.in_transaction = False
         self.recipients = 0  # accepted in this transaction
         self._buffer = bytearray()
+        # Message content as it came, while nothing else is buffered: handed to the
+        # unstuffer without a copy into (and out of) ``_buffer``.
+        self._raw: bytes | None = None
         self._pending: Event | None = None
         self._discarding = False  # skipping the rest of an over-long line
         self._data: Unstuffer | None = None
@@ -102,8 +105,15 @@ class SmtpServerCodec:
     # -- input ------------------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
-        if self.state is not State.CLOSED:
-            self._buffer += data
+        if self.state is State.CLOSED:
+            return
+        if self.state is State.DATA and self._raw is None and not self._buffer:
+            self._raw = data
+            return
+        if self._raw is not None:
+            self._buffer += self._raw
+            self._raw = None
+        self._buffer += data
 
     def next_event(self) -> Event | Wait:
         if self._pending is not None or self.state in (State.GREETING, State.TLS):
@@ -147,8 +157,12 @@ class SmtpServerCodec:
         reader = self._data
         assert reader is not None
         if not reader.done:
-            content, done = reader.feed(bytes(self._buffer))
-            self._buffer.clear()
+            if self._raw is not None:
+                chunk, self._raw = self._raw, None
+            else:
+                chunk = bytes(self._buffer)
+                self._buffer.clear()
+            content, done = reader.feed(chunk)
             if done:
                 self._buffer += reader.rest
             if content:
