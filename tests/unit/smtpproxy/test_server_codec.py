@@ -218,6 +218,7 @@ def test_starttls_discards_what_was_pipelined_after_it() -> None:
     assert codec.next_event() == StartTls()
     assert codec.send(Reply(220, "2.0.0", "Ready")) == b"220 2.0.0 Ready\r\n"
     assert codec.state is State.TLS and codec.next_event() is PAUSED
+    codec.receive_data(b"RSET\r\nMAIL FROM:<later@x>\r\n")  # in the clear, before the handshake
     codec.tls_started()
     assert codec.next_event() is NEED_DATA
     codec.receive_data(b"MAIL FROM:<a@b>\r\n")

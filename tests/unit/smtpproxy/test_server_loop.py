@@ -58,11 +58,11 @@ def converse(wire: bytes) -> tuple[list[Reply], Handler]:
     handler = Handler()
 
     async def main() -> list[Reply]:
-        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await SmtpConnection(handler, reader, writer, max_size=0, idle_timeout=5,
-                                 stopping=asyncio.Event()).run()
+        def connection() -> SmtpConnection:
+            return SmtpConnection(lambda peer: handler, max_size=0, idle_timeout=5,
+                                  stopping=asyncio.Event())
 
-        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        server = await asyncio.get_running_loop().create_server(connection, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(wire)

@@ -14,7 +14,7 @@ from mailseal.frontends.daemon import Runtime
 from mailseal.frontends.smtpproxy.proxy import ProxySession, Route
 from mailseal.frontends.smtpproxy.relay import RelayPool
 from mailseal.frontends.smtpproxy.roles import RoleConfigs
-from mailseal.frontends.smtpproxy.server import READ_SIZE, SmtpConnection
+from mailseal.frontends.smtpproxy.server import SmtpConnection
 
 
 def tls_context(config: Config) -> ssl.SSLContext | None:
@@ -44,29 +44,21 @@ class ProxyListener:
         self.configs = RoleConfigs(listener.role)
         self.tls = tls_context(config)
         self.pool = RelayPool(host, port)
-        self.connections: dict[SmtpConnection, asyncio.Task[None]] = {}
+        self.connections: set[SmtpConnection] = set()
         self._watcher: asyncio.Task[None] | None = None
 
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        config = self.runtime.config
-        peer = writer.get_extra_info("peername")
-        handler = ProxySession(self.runtime, self.route, self.configs,
-                               peer[0] if isinstance(peer, tuple) else None, self.pool)
+    def connection(self) -> SmtpConnection:
+        """A new client connection (asyncio's protocol factory)."""
+        server = self.runtime.config.settings.server
         connection = SmtpConnection(
-            handler, reader, writer, max_size=config.settings.server.max_message_bytes,
-            idle_timeout=config.settings.server.session_timeout,
-            stopping=self.runtime.stopping, tls=self.tls)
-        task = asyncio.current_task()
-        assert task is not None
-        self.connections[connection] = task
-        try:
-            await connection.run()
-        except asyncio.CancelledError:
-            # The service stops: the connection is closed and its handler cleaned up
-            # (run's finally); end the task quietly, the client will retry.
-            pass
-        finally:
-            del self.connections[connection]
+            self._session, max_size=server.max_message_bytes,
+            idle_timeout=server.session_timeout, stopping=self.runtime.stopping,
+            tls=self.tls, done=self.connections.discard)
+        self.connections.add(connection)
+        return connection
+
+    def _session(self, peer: str | None) -> ProxySession:
+        return ProxySession(self.runtime, self.route, self.configs, peer, self.pool)
 
     def watch_stopping(self) -> None:
         self._watcher = asyncio.get_running_loop().create_task(self._close_idle_at_stop())
@@ -74,9 +66,9 @@ class ProxyListener:
     async def _close_idle_at_stop(self) -> None:
         await self.runtime.stopping.wait()
         self.pool.close()
-        for connection, task in list(self.connections.items()):
-            if connection.waiting_idle:
-                task.cancel()
+        for connection in list(self.connections):
+            if connection.waiting_idle and connection.task is not None:
+                connection.task.cancel()
 
 
 async def start_listener(runtime: Runtime, listener: Listener,
@@ -87,6 +79,6 @@ async def start_listener(runtime: Runtime, listener: Listener,
     proxy = ProxyListener(runtime, listener)
     if sock is None:
         sock = bind_listener(listener)
-    server = await asyncio.start_server(proxy.serve, sock=sock, limit=READ_SIZE)
+    server = await asyncio.get_running_loop().create_server(proxy.connection, sock=sock)
     proxy.watch_stopping()
     return server

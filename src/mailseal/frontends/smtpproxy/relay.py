@@ -1,5 +1,5 @@
 """The proxy's next hop: a small asyncio SMTP client over ``ReplyReader`` and
-``Stuffer``.
+``Stuffer``, on an asyncio protocol whose bytes go straight into the reply parser.
 
 Every step is bounded in time (connect, each command, the message, the final reply),
 and every way the next hop can fail — refused connection, timeout, lost connection,
@@ -39,15 +39,88 @@ class RelayTimeouts:
     data: float = 60.0  # the reply to the end of the message
 
 
+class _Wire(asyncio.Protocol):
+    """The next-hop connection's transport side: replies are parsed as they come, and
+    the one task that waits for them is woken."""
+
+    def __init__(self, replies: ReplyReader) -> None:
+        self.replies = replies
+        self.transport: asyncio.Transport | None = None
+        self.closed = False  # the next hop closed, or the connection was lost
+        self.waiter: asyncio.Future[None] | None = None
+        self.write_paused = False
+        self.drain_waiter: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.replies.receive_data(data)
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.closed = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._wake()
+        waiter = self.drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(ConnectionResetError("connection lost"))
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        waiter = self.drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def write(self, data: bytes) -> None:
+        if self.closed or self.transport is None:
+            raise ConnectionResetError("connection closed by the next hop")
+        self.transport.write(data)
+
+    async def drain(self) -> None:
+        if self.closed:
+            raise ConnectionResetError("connection closed by the next hop")
+        if self.write_paused:
+            self.drain_waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.drain_waiter
+            finally:
+                self.drain_waiter = None
+
+    async def read(self) -> Reply:
+        while True:
+            reply = self.replies.next_reply()
+            if reply is not NEED_DATA:
+                return reply
+            if self.closed:
+                raise ConnectionResetError("connection closed by the next hop")
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+
+
 class Relay:
     def __init__(self, host: str, port: int, timeouts: RelayTimeouts = RelayTimeouts()) -> None:
         self.host = host
         self.port = port
         self.timeouts = timeouts
         self.extensions: dict[str, str] = {}  # from its EHLO reply
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        self._replies = ReplyReader()
+        self._wire: _Wire | None = None
         self.idle_since = 0.0  # when it was parked in a RelayPool
 
     @property
@@ -56,16 +129,19 @@ class Relay:
 
     @property
     def connected(self) -> bool:
-        return self._writer is not None
+        """Usable as far as we know: not closed by us, nor seen closed by the next hop."""
+        return self._wire is not None and not self._wire.closed
 
     async def open(self) -> Reply:
         """Connect and read the greeting (which is returned, whatever its code)."""
         self.close()
-        self._replies = ReplyReader()
+        wire = _Wire(ReplyReader())
         try:
             async with asyncio.timeout(self.timeouts.connect):
-                self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
-                greeting = await self._read()
+                await asyncio.get_running_loop().create_connection(
+                    lambda: wire, self.host, self.port)
+                self._wire = wire
+                greeting = await wire.read()
         except (OSError, TimeoutError, ReplyProtocolError) as exc:
             return self._fail("connect", exc, code=421, enhanced="4.4.1")
         if greeting.code != 220:
@@ -91,16 +167,17 @@ class Relay:
         the command it happened at and every one after it."""
         answers: list[Reply] = []
         verb = lines[0].partition(" ")[0].upper()
-        if self._writer is None:
+        wire = self._wire
+        if wire is None:
             return [self._fail(verb, ConnectionError("not connected"))] * len(lines)
         try:
             async with asyncio.timeout(self.timeouts.command):
-                self._writer.write("".join(line + "\r\n" for line in lines)
-                                   .encode("utf-8", "surrogateescape"))
-                await self._writer.drain()
+                wire.write("".join(line + "\r\n" for line in lines)
+                           .encode("utf-8", "surrogateescape"))
+                await wire.drain()
                 for line in lines:
                     verb = line.partition(" ")[0].upper()
-                    answers.append(await self._read())
+                    answers.append(await wire.read())
         except (OSError, TimeoutError, ReplyProtocolError) as exc:
             failure = self._fail(verb, exc)
             return answers + [failure] * (len(lines) - len(answers))
@@ -118,7 +195,8 @@ class Relay:
     async def _write_content(self, wire: Iterable[bytes], step: str) -> Reply:
         """Write ``wire`` in blocks of ``WRITE_BLOCK`` octets (one system call each, not
         one per chunk), then read the final reply."""
-        if self._writer is None:
+        hop = self._wire
+        if hop is None:
             return self._fail(step, ConnectionError("not connected"))
         try:
             block: list[bytes] = []
@@ -127,15 +205,16 @@ class Relay:
                 block.append(piece)
                 size += len(piece)
                 if size >= WRITE_BLOCK:
-                    self._writer.write(b"".join(block))
+                    hop.write(b"".join(block))
                     block, size = [], 0
-                    async with asyncio.timeout(self.timeouts.command):
-                        await self._writer.drain()
-            self._writer.write(b"".join(block))
+                    if hop.write_paused:
+                        async with asyncio.timeout(self.timeouts.command):
+                            await hop.drain()
+            hop.write(b"".join(block))
             step = "end of data"
             async with asyncio.timeout(self.timeouts.data):
-                await self._writer.drain()
-                reply = await self._read()
+                await hop.drain()
+                reply = await hop.read()
         except (OSError, TimeoutError, ReplyProtocolError) as exc:
             return self._fail(step, exc)
         return self._closing(reply)
@@ -149,29 +228,19 @@ class Relay:
 
     async def quit(self) -> None:
         """QUIT and close, briefly and quietly: the session is over either way."""
-        if self._writer is not None:
+        wire = self._wire
+        if wire is not None:
             with contextlib.suppress(OSError, TimeoutError, ReplyProtocolError):
                 async with asyncio.timeout(min(self.timeouts.command, 5.0)):
-                    self._writer.write(b"QUIT\r\n")
-                    await self._writer.drain()
-                    await self._read()
+                    wire.write(b"QUIT\r\n")
+                    await wire.drain()
+                    await wire.read()
         self.close()
 
     def close(self) -> None:
-        writer, self._writer, self._reader = self._writer, None, None
-        if writer is not None:
-            writer.transport.abort()
-
-    async def _read(self) -> Reply:
-        assert self._reader is not None
-        while True:
-            reply = self._replies.next_reply()
-            if reply is not NEED_DATA:
-                return reply
-            data = await self._reader.read(1 << 16)
-            if not data:
-                raise ConnectionResetError("connection closed by the next hop")
-            self._replies.receive_data(data)
+        wire, self._wire = self._wire, None
+        if wire is not None and wire.transport is not None:
+            wire.transport.abort()
 
     def _closing(self, reply: Reply) -> Reply:
         if reply.code != 421:

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+from collections.abc import Callable
 from typing import Protocol
 
 from mailseal.frontends.smtpproxy import replies
@@ -44,7 +45,9 @@ from mailseal.frontends.smtpproxy.server_codec import NEED_DATA, PAUSED, SmtpSer
 
 log = logging.getLogger("mailseal.proxy")
 
-READ_SIZE = 1 << 18  # what a loopback socket holds: fewer, larger reads
+#: Octets a client may send ahead of what the session has taken (pipelined commands,
+#: content while a reply is awaited) before reading from it pauses.
+PAUSE_READING_AT = 1 << 20
 
 
 class SmtpHandler(Protocol):
@@ -63,23 +66,118 @@ class SmtpHandler(Protocol):
     async def close(self) -> None: ...  # always called once, at the end
 
 
-class SmtpConnection:
-    def __init__(self, handler: SmtpHandler, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter, *, max_size: int, idle_timeout: float,
-                 stopping: asyncio.Event, tls: ssl.SSLContext | None = None) -> None:
-        self.handler = handler
-        self.reader = reader
-        self.writer = writer
+class SmtpConnection(asyncio.Protocol):
+    """One client connection: an asyncio protocol whose bytes go straight into the
+    codec (no stream buffer in between: one copy less of every message, and no
+    future per read beyond the one the waiting task needs), and one task that
+    takes the codec's events in order and answers them.
+
+    ``make_handler(peer_address)`` gives the connection its handler when it is
+    made; ``done(connection)`` is called when its task ends. The task is
+    ``self.task`` (the listener cancels idle ones when the service stops)."""
+
+    def __init__(self, make_handler: Callable[[str | None], SmtpHandler], *, max_size: int,
+                 idle_timeout: float, stopping: asyncio.Event,
+                 tls: ssl.SSLContext | None = None,
+                 done: Callable[[SmtpConnection], None] | None = None) -> None:
+        self.make_handler = make_handler
         self.codec = SmtpServerCodec(max_size=max_size)
         self.idle_timeout = idle_timeout
         self.stopping = stopping
         self.tls = tls
         self.tls_active = False
+        self.done = done
         self.waiting_idle = False  # blocked reading, between transactions
+        self.task: asyncio.Task[None] | None = None
+        self.transport: asyncio.Transport | None = None
         # Replies wait here while the client's pipelined commands are being answered
         # (RFC 2920 §3.2 lets a server gather them); they go out in one write before
         # the next read, so a client that waits for each reply gets it at once.
         self._held: list[bytes] = []
+        self._loop = asyncio.get_running_loop()
+        self._data_waiter: asyncio.Future[None] | None = None
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._closed: asyncio.Future[None] = self._loop.create_future()
+        self._write_paused = False
+        self._read_paused = False
+        self._unread = 0  # octets received since the codec last ran dry
+        self._eof = False
+        self._lost = False
+        # The idle timeout: one timer per connection, not one per read. It fires at
+        # the earliest moment the client can have been idle too long, and looks.
+        self._last_active = self._loop.time()
+        self._watchdog: asyncio.TimerHandle | None = None
+
+    # -- asyncio.Protocol ----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.handler = self.make_handler(peer[0] if isinstance(peer, tuple) else None)
+        self.task = self._loop.create_task(self._main())
+        self._watchdog = self._loop.call_at(self._last_active + self.idle_timeout,
+                                            self._check_idle)
+
+    def data_received(self, data: bytes) -> None:
+        self.codec.receive_data(data)
+        self._unread += len(data)
+        if self._unread > PAUSE_READING_AT and not self._read_paused and self.transport:
+            self._read_paused = True  # a client pushing more than we take: wait
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._wake()
+        return not self.tls_active  # we close, after the replies still due (TLS cannot wait)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self._wake()
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_exception(ConnectionResetError("connection lost"))
+        if not self._closed.done():
+            self._closed.set_result(None)
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+
+    def _wake(self) -> None:
+        waiter = self._data_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _check_idle(self) -> None:
+        now = self._loop.time()
+        waiter = self._data_waiter
+        idle_since = self._last_active
+        if waiter is not None and not waiter.done() and now - idle_since >= self.idle_timeout:
+            waiter.set_exception(TimeoutError())
+            return
+        due = idle_since + self.idle_timeout
+        self._watchdog = self._loop.call_at(due if due > now else now + self.idle_timeout,
+                                            self._check_idle)
+
+    # -- the session -----------------------------------------------------------------------
+
+    async def _main(self) -> None:
+        try:
+            await self.run()
+        except asyncio.CancelledError:
+            # The service stops: the connection is closed and its handler cleaned up
+            # (run's finally); end the task quietly, the client will retry.
+            pass
+        finally:
+            if self.done is not None:
+                self.done(self)
 
     async def run(self) -> None:
         try:
@@ -95,45 +193,88 @@ class SmtpConnection:
             try:
                 await self.handler.close()
             finally:
-                self.writer.close()
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self.writer.wait_closed(), 5)
+                await self._close()
+
+    async def _close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        transport = self.transport
+        if transport is None or self._closed.done():
+            return
+        transport.close()
+        try:
+            async with asyncio.timeout(5):  # a client that reads nothing cannot hold us
+                await self._closed
+        except TimeoutError:
+            transport.abort()
+
+    def _write(self, data: bytes) -> None:
+        if not self._lost and self.transport is not None:
+            self.transport.write(data)
+
+    async def _drain(self) -> None:
+        if self._lost:
+            raise ConnectionResetError("connection lost")
+        if self._write_paused:
+            self._drain_waiter = self._loop.create_future()
+            try:
+                await self._drain_waiter
+            finally:
+                self._drain_waiter = None
+
+    async def _more(self) -> bool:
+        """Wait until the client sent more (it is in the codec then); False at its
+        end. The idle timeout runs while waiting."""
+        if self._unread:  # it came while the replies were going out
+            return True
+        if self._eof or self._lost:
+            return False
+        if self._read_paused and self.transport is not None:
+            self._read_paused = False
+            self.transport.resume_reading()
+        self._last_active = self._loop.time()
+        self._data_waiter = waiter = self._loop.create_future()
+        try:
+            await waiter
+        finally:
+            self._data_waiter = None
+            self._last_active = self._loop.time()
+        return not (self._eof or self._lost) or self._unread > 0
 
     def _say(self, reply: Reply) -> None:
         """A last word before closing (421), after the replies still held, when the
         connection still takes one."""
-        if not self.codec.closed and not self.writer.is_closing():
+        if not self.codec.closed and not self._lost:
             with contextlib.suppress(Exception):
-                self.writer.write(b"".join(self._held) + self.codec.send_unsolicited(reply))
+                self._write(b"".join(self._held) + self.codec.send_unsolicited(reply))
         self._held.clear()
 
     async def _serve(self) -> None:
-        codec, writer = self.codec, self.writer
-        writer.write(codec.send(await self.handler.connect()))
+        codec = self.codec
+        self._write(codec.send(await self.handler.connect()))
         held = self._held
         while not codec.closed:
             event = codec.next_event()
             if event is NEED_DATA:
+                self._unread = 0  # the codec took all there was
                 if held:
-                    writer.write(b"".join(held))
+                    self._write(b"".join(held))
                     held.clear()
-                await writer.drain()
+                await self._drain()
                 if codec.idle and self.stopping.is_set():
-                    writer.write(codec.send_unsolicited(replies.SHUTTING_DOWN))
+                    self._write(codec.send_unsolicited(replies.SHUTTING_DOWN))
                     break
                 self.waiting_idle = codec.idle
                 try:
-                    async with asyncio.timeout(self.idle_timeout):
-                        data = await self.reader.read(READ_SIZE)
+                    more = await self._more()
                 except asyncio.CancelledError:
                     if self.waiting_idle:  # the service stops (listener.py)
                         self._say(replies.SHUTTING_DOWN)
                     raise
                 finally:
                     self.waiting_idle = False
-                if not data:
+                if not more:
                     return
-                codec.receive_data(data)
                 continue
             if event is PAUSED:  # cannot happen: every event is answered below
                 raise RuntimeError("SMTP codec paused with no reply pending")
@@ -143,11 +284,12 @@ class SmtpConnection:
             reply = await self._answer(event)
             held.append(codec.send(reply))
             if isinstance(event, StartTls) and reply.code == 220:
-                writer.write(b"".join(held))
+                self._write(b"".join(held))
                 held.clear()
                 await self._start_tls()
-        writer.write(b"".join(held))
-        await writer.drain()
+        self._write(b"".join(held))
+        held.clear()
+        await self._drain()
 
     async def _answer(self, event: Event) -> Reply:
         h = self.handler
@@ -181,8 +323,14 @@ class SmtpConnection:
         raise TypeError(f"unexpected event {event!r}")
 
     async def _start_tls(self) -> None:
-        assert self.tls is not None
-        await self.writer.drain()
-        await self.writer.start_tls(self.tls)
-        self.tls_active = True
+        assert self.tls is not None and self.transport is not None
+        await self._drain()
+        # Until here the codec dropped whatever came after STARTTLS (it was sent in
+        # the clear). start_tls puts TLS between the socket and us before it first
+        # waits, so from now on every byte we get has come through the handshake.
         self.codec.tls_started()
+        self.tls_active = True
+        transport = await self._loop.start_tls(self.transport, self, self.tls,
+                                               server_side=True)
+        assert transport is not None
+        self.transport = transport

@@ -105,7 +105,9 @@ class SmtpServerCodec:
     # -- input ------------------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
-        if self.state is State.CLOSED:
+        if self.state in (State.CLOSED, State.TLS):
+            # After 220 to STARTTLS, nothing sent before the handshake counts
+            # (RFC 3207 §4.2, CVE-2011-0411).
             return
         if self.state is State.DATA and self._raw is None and not self._buffer:
             self._raw = data
