@@ -386,3 +386,38 @@ def test_signed_headers_in_one_pass(wanted: tuple[str, ...] | None,
     names = signed_header_names(fields, wanted, oversign, index)
     assert _signed_headers(index, wanted, oversign) == (
         names, select_headers(fields, names, index))
+
+
+# --- the proxy's dot-line scan ----------------------------------------------------
+
+
+@needs_c
+@pytest.mark.parametrize("data", [b"", b".", b"\r\n", b"\r\n.", b"..\r\n.", b"\n.\r\n.",
+                                  b"a.b.\r\r\n.\r\n", b"\r\n\r\n..", b"x" * 100 + b"\r\n."])
+def test_find_dot_line_matches_bytes_find_at_every_start(data: bytes) -> None:
+    from mailseal.dkim._canon import find_dot_line
+    from mailseal.frontends.smtpproxy.dotstuff import find_dot_line_py
+
+    for start in range(len(data) + 3):
+        assert find_dot_line(data, start) == find_dot_line_py(data, start), (data, start)
+
+
+@needs_c
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=300).map(lambda b: b.replace(b"a", b"\r").replace(b"b", b"\n")
+                                   .replace(b"c", b".")), st.integers(0, 310))
+def test_find_dot_line_any_buffer(data: bytes, start: int) -> None:
+    from mailseal.dkim._canon import find_dot_line
+    from mailseal.frontends.smtpproxy.dotstuff import find_dot_line_py
+
+    assert find_dot_line(data, start) == find_dot_line_py(data, start)
+
+
+@needs_c
+def test_find_dot_line_refuses_what_bytes_find_would_read_otherwise() -> None:
+    from mailseal.dkim._canon import find_dot_line
+
+    with pytest.raises(ValueError):
+        find_dot_line(b"\r\n.", -1)
+    with pytest.raises(TypeError):
+        find_dot_line(bytearray(b"\r\n."), 0)  # type: ignore[arg-type]

@@ -14,11 +14,30 @@ data ends with ``CRLF . CRLF`` (a missing final CRLF is added, RFC 5321 §4.1.1.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 from mailseal.message import CrlfStream
 
 _END: Final = b"\r\n.\r\n"
+
+
+def find_dot_line_py(data: bytes, start: int) -> int:
+    """Where the next line starting with a dot begins (its CRLF), from ``start``; -1
+    when there is none. The reference for the C version, which looks only at the
+    dots: ``bytes.find`` for this pattern costs more than SHA-256 over mail text."""
+    return data.find(b"\r\n.", start)
+
+
+def _accelerated() -> Callable[[bytes, int], int]:
+    try:
+        from mailseal.dkim._canon import find_dot_line
+    except ImportError:
+        return find_dot_line_py
+    return find_dot_line
+
+
+find_dot_line: Final = _accelerated()
 
 
 class Unstuffer:
@@ -47,7 +66,7 @@ class Unstuffer:
         pos = self._skip
         n = len(buf)
         while True:
-            i = buf.find(b"\r\n.", max(pos - 2, 0))
+            i = find_dot_line(buf, max(pos - 2, 0))
             if i < 0:
                 # Keep a trailing CR or CRLF: the next feed may bring the ".".
                 keep = 2 if buf.endswith(b"\r\n") else 1 if buf.endswith(b"\r") else 0
