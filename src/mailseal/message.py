@@ -137,15 +137,16 @@ def split_message(
 _FIELD_BREAK = re.compile(rb"\r\n(?![ \t])")
 
 
-def parse_header_block(head: bytes, *, max_fields: int = MAX_HEADER_FIELDS) -> list[HeaderField]:
+def parse_header_block(head: bytes, *,
+                       max_fields: int | None = MAX_HEADER_FIELDS) -> list[HeaderField]:
     """Parse a CRLF-separated header block (without the empty line) into fields.
 
     A line break followed by SP or HTAB continues the field (folding); any other
     line break starts a new one. A line without a colon is left out: no signature
-    can name it."""
+    can name it. ``max_fields=None``: no limit (the caller applies its own)."""
     # The C version takes bytes only; anything bytes-like takes the Python one.
     fields = _parse_fields(head, HeaderField) if type(head) is bytes else parse_fields_py(head)
-    if len(fields) > max_fields:
+    if max_fields is not None and len(fields) > max_fields:
         raise MessageError(f"more than {max_fields} header fields")
     return fields
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from mailseal.authres.format import format_field
 from mailseal.authres.model import AuthenticationResults
@@ -66,15 +66,24 @@ class MessageSession:
 
     def header(self, name: bytes, value: bytes) -> None:
         """One header field, value exactly as after the colon (folding kept)."""
+        self._add(HeaderField(name, to_crlf(value)), len(name) + len(value))
+
+    def header_fields(self, fields: Iterable[HeaderField]) -> None:
+        """Header fields parsed from a CRLF header block (the proxy has the block
+        itself), taken as they are: as ``header`` for each."""
+        for field in fields:
+            self._add(field, len(field[0]) + len(field[1]))
+
+    def _add(self, field: HeaderField, size: int) -> None:
         limit = self.config.settings.verify.max_header_fields
-        self._header_bytes += len(name) + len(value)
+        self._header_bytes += size
         if len(self.fields) >= limit:
             self._overflow = f"more than {limit} header fields"
             return
         if self._header_bytes > MAX_HEADER_BYTES:
             self._overflow = f"header section over {MAX_HEADER_BYTES} bytes"
             return
-        self.fields.append(HeaderField(name, to_crlf(value)))
+        self.fields.append(field)
 
     def end_of_headers(self) -> None:
         choice = choose_role(self.config, self.envelope, self.fields)

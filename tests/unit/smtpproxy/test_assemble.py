@@ -68,6 +68,20 @@ def test_edits_by_name_and_index_others_untouched() -> None:
     assert edited_header(b"", [HeaderEdit("A", b" 1")]) == b"A: 1\r\n"
 
 
+@pytest.mark.parametrize("header", [b"", b"A: 1\r\n", b"A: 1", b"From x\r\nA: 1\r\n\tf\r\n",
+                                    b"A: 1\r\nno colon"])
+@pytest.mark.parametrize("remove", [False, True])
+def test_insertions_alone_keep_the_block_as_removals_would(header: bytes, remove: bool) -> None:
+    """Without removals the block is copied whole; with a removal that matches nothing
+    it is split and joined again: the same bytes either way."""
+    edits = [HeaderEdit("X-New", b" 1")]
+    if remove:
+        edits.append(HeaderEdit("Nothing-Like-It", remove=True, index=1))
+    out = edited_header(header, edits)
+    assert out.startswith(b"X-New: 1\r\n") and out.endswith(b"\r\n")
+    assert out == edited_header(header, [*edits, HeaderEdit("Nothing-Else", remove=True, index=1)])
+
+
 def test_spool_memory_then_private_anonymous_file(tmp_path: Path) -> None:
     with Spool(threshold=10, directory=str(tmp_path)) as spool:
         spool.write(b"12345")

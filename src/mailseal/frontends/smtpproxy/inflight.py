@@ -69,8 +69,7 @@ class InFlight:
             self._header_done()
 
     def _header_done(self) -> None:
-        for field in header_fields(self.splitter.header):
-            self.session.header(field.name, field.value)
+        self.session.header_fields(header_fields(self.splitter.header))
         self.session.end_of_headers()
 
     def header(self, edits: list[HeaderEdit]) -> bytes:
