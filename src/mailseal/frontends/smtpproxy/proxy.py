@@ -33,7 +33,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Final
 
@@ -73,6 +75,27 @@ class Route:
     relay_port: int
     hostname: str  # our greeting and EHLO name
 
+    # The replies every client gets, made once (a Reply checks itself when made).
+    @cached_property
+    def greeting(self) -> Reply:
+        return Reply(220, "", f"{self.hostname} ESMTP mailseal")
+
+    @cached_property
+    def hello(self) -> Reply:
+        return Reply(250, "", self.hostname)
+
+    def ehlo(self, size: int, offered: Iterable[str]) -> Reply:
+        """Our EHLO reply: the extensions we offer, those passed on only when the next
+        hop ``offered`` them."""
+        return _ehlo_reply(self.hostname, size, tuple(k for k in _PASSED_ON if k in offered))
+
+
+@lru_cache(maxsize=64)
+def _ehlo_reply(hostname: str, size: int, passed: tuple[str, ...]) -> Reply:
+    return Reply(250, "", hostname, ("PIPELINING", f"SIZE {size}", *passed,
+                                     "ENHANCEDSTATUSCODES",
+                                     "XFORWARD " + " ".join(XFORWARD_ATTRIBUTES)))
+
 
 class ProxySession:
     """The ``SmtpHandler`` of one client connection (see server.py)."""
@@ -106,7 +129,7 @@ class ProxySession:
     async def connect(self) -> Reply:
         greeting = Reply(220) if self.pooled else await self.relay.open()
         if greeting.code == 220:
-            return Reply(220, "", f"{self.route.hostname} ESMTP mailseal")
+            return self.route.greeting
         log.warning("next hop %s not ready: %s", self.relay.address, greeting)
         return Reply(421, "4.4.1", f"{self.route.hostname} next hop not available, try later")
 
@@ -114,19 +137,17 @@ class ProxySession:
         self._end_transaction()
         self.helo_name = event.name
         if self.pooled:  # its EHLO reply is known: the next command checks it is alive
-            reply = Reply(250, "", self.route.hostname)
+            reply = self.route.hello
         elif self.relay.connected:
             reply = await self.relay.hello(event.name)
         else:
-            reply = await self._reconnect() or Reply(250, "", self.route.hostname)
+            reply = await self._reconnect() or self.route.hello
         if reply.code != 250:
             return reply
         if not event.extended:
-            return Reply(250, "", self.route.hostname)
-        more = ["PIPELINING", f"SIZE {self.config.settings.server.max_message_bytes}",
-                *[k for k in _PASSED_ON if k in self.relay.extensions],
-                "ENHANCEDSTATUSCODES", "XFORWARD " + " ".join(XFORWARD_ATTRIBUTES)]
-        return Reply(250, "", self.route.hostname, tuple(more))
+            return self.route.hello
+        return self.route.ehlo(self.config.settings.server.max_message_bytes,
+                               self.relay.extensions)
 
     async def xforward(self, event: Xforward) -> Reply:
         """Kept for the MAIL command (the codec checked the attribute names)."""

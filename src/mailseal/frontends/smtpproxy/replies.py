@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 from mailseal.pipeline import model
@@ -89,6 +90,12 @@ class Reply:
             texts[1:] = [t[len(head) + 1:] if t.startswith(head + " ") else t
                          for t in texts[1:]]
         return cls(code, enhanced, texts[0], tuple(texts[1:]))
+
+
+@lru_cache(maxsize=256)
+def wire(reply: Reply) -> bytes:
+    """``reply.to_bytes()``, remembered: most replies are the same few every time."""
+    return reply.to_bytes()
 
 
 def reply_line(line: str) -> tuple[int, bool, str] | None:

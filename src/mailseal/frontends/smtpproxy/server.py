@@ -202,6 +202,8 @@ class SmtpConnection(asyncio.Protocol):
         if transport is None or self._closed.done():
             return
         transport.close()
+        if not transport.get_write_buffer_size():
+            return  # closed at the loop's next turn: nothing to wait for
         try:
             async with asyncio.timeout(5):  # a client that reads nothing cannot hold us
                 await self._closed

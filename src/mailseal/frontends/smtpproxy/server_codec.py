@@ -291,7 +291,7 @@ class SmtpServerCodec:
             raise RuntimeError("the connection is closed")
         if self.state is State.GREETING:
             self.state = State.COMMAND if reply.code == 220 else State.CLOSED
-            return reply.to_bytes()
+            return replies.wire(reply)
         event, self._pending = self._pending, None
         if event is None:
             raise RuntimeError("no command is waiting for a reply")
@@ -324,7 +324,7 @@ class SmtpServerCodec:
             # handshake may be read as a command after it.
             self._buffer.clear()
             self.state = State.TLS
-        return reply.to_bytes()
+        return replies.wire(reply)
 
     def send_unsolicited(self, reply: Reply) -> bytes:
         """A 421 the server sends on its own, then closes (RFC 5321 §3.8: shutting
@@ -332,7 +332,7 @@ class SmtpServerCodec:
         if reply.code != 421:
             raise ValueError("only a 421 may be sent unasked")
         self.state = State.CLOSED
-        return reply.to_bytes()
+        return replies.wire(reply)
 
     def tls_started(self) -> None:
         """The handshake is done: the session starts over (RFC 3207 §4.2)."""
