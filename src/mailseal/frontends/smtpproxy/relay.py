@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -50,6 +51,33 @@ class _Wire(asyncio.Protocol):
         self.waiter: asyncio.Future[None] | None = None
         self.write_paused = False
         self.drain_waiter: asyncio.Future[None] | None = None
+        # Waits fail with TimeoutError after the deadline (loop time). One timer at a
+        # time, made when a deadline is set and none runs: not one per command.
+        self.deadline = math.inf
+        self._watchdog: asyncio.TimerHandle | None = None
+
+    def expire_at(self, deadline: float) -> None:
+        self.deadline = deadline
+        watchdog = self._watchdog
+        if watchdog is None or watchdog.when() > deadline:
+            if watchdog is not None:
+                watchdog.cancel()
+            self._watchdog = asyncio.get_running_loop().call_at(deadline, self._check)
+
+    def stop(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+
+    def _check(self) -> None:
+        self._watchdog = None
+        loop = asyncio.get_running_loop()
+        if loop.time() < self.deadline:  # the deadline moved on meanwhile
+            self._watchdog = loop.call_at(self.deadline, self._check)
+            return
+        for waiter in (self.waiter, self.drain_waiter):
+            if waiter is not None and not waiter.done():
+                waiter.set_exception(TimeoutError())
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -66,6 +94,7 @@ class _Wire(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.stop()
         self._wake()
         waiter = self.drain_waiter
         if waiter is not None and not waiter.done():
@@ -171,13 +200,13 @@ class Relay:
         if wire is None:
             return [self._fail(verb, ConnectionError("not connected"))] * len(lines)
         try:
-            async with asyncio.timeout(self.timeouts.command):
-                wire.write("".join(line + "\r\n" for line in lines)
-                           .encode("utf-8", "surrogateescape"))
-                await wire.drain()
-                for line in lines:
-                    verb = line.partition(" ")[0].upper()
-                    answers.append(await wire.read())
+            wire.expire_at(asyncio.get_running_loop().time() + self.timeouts.command)
+            wire.write("".join(line + "\r\n" for line in lines)
+                       .encode("utf-8", "surrogateescape"))
+            await wire.drain()
+            for line in lines:
+                verb = line.partition(" ")[0].upper()
+                answers.append(await wire.read())
         except (OSError, TimeoutError, ReplyProtocolError) as exc:
             failure = self._fail(verb, exc)
             return answers + [failure] * (len(lines) - len(answers))
@@ -198,6 +227,7 @@ class Relay:
         hop = self._wire
         if hop is None:
             return self._fail(step, ConnectionError("not connected"))
+        loop = asyncio.get_running_loop()
         try:
             block: list[bytes] = []
             size = 0
@@ -208,13 +238,13 @@ class Relay:
                     hop.write(b"".join(block))
                     block, size = [], 0
                     if hop.write_paused:
-                        async with asyncio.timeout(self.timeouts.command):
-                            await hop.drain()
+                        hop.expire_at(loop.time() + self.timeouts.command)
+                        await hop.drain()
             hop.write(b"".join(block))
             step = "end of data"
-            async with asyncio.timeout(self.timeouts.data):
-                await hop.drain()
-                reply = await hop.read()
+            hop.expire_at(loop.time() + self.timeouts.data)
+            await hop.drain()
+            reply = await hop.read()
         except (OSError, TimeoutError, ReplyProtocolError) as exc:
             return self._fail(step, exc)
         return self._closing(reply)
@@ -239,8 +269,10 @@ class Relay:
 
     def close(self) -> None:
         wire, self._wire = self._wire, None
-        if wire is not None and wire.transport is not None:
-            wire.transport.abort()
+        if wire is not None:
+            wire.stop()
+            if wire.transport is not None:
+                wire.transport.abort()
 
     def _closing(self, reply: Reply) -> Reply:
         if reply.code != 421:
