@@ -456,8 +456,23 @@ def test_pipelined_batch_answered_in_order(tmp_path: Path, key_file: Path) -> No
         assert codes == [250, 250, 250, 221]
         assert await client.closed()
     run_proxy(tmp_path, key_file, test, hop=hop)
-    # No QUIT: the next-hop connection was left for the next client.
-    assert hop.commands[-2:] == ["ENDOFDATA", "RSET"]
+    # No QUIT: the next-hop connection was left for the next client. No RSET either:
+    # nothing was open there after the message.
+    assert hop.commands[-1] == "ENDOFDATA"
+
+
+def test_rset_goes_on_only_when_the_next_hop_has_a_transaction_open(
+        tmp_path: Path, key_file: Path) -> None:
+    hop = Hop()
+
+    async def test(p: Proxy) -> None:
+        client = await p.ready_client()
+        assert (await client.command("RSET")).code == 250  # nothing open: answered here
+        assert (await client.command("MAIL FROM:<a@example.com>")).code == 250
+        assert (await client.command("RSET")).code == 250  # the next hop's answer
+        assert (await client.transaction(message("after")))[-1].code == 250
+    run_proxy(tmp_path, key_file, test, hop=hop)
+    assert hop.commands[1:] == ["MAIL", "RSET", "MAIL", "RCPT", "DATA", "ENDOFDATA"]
 
 
 def test_message_too_big_is_refused_after_draining(tmp_path: Path, key_file: Path) -> None:

@@ -269,9 +269,14 @@ class ProxySession:
                          if _PARAMETER_EXTENSION.get(k.upper(), "") in ext)
 
     async def rset(self) -> Reply:
+        """Passed on only when the next hop has a transaction open: otherwise it has
+        nothing to reset and would answer 250 (Postfix's SMTP client sends RSET before
+        every message on a cached connection; a next hop that went away meanwhile is
+        found and replaced at the next MAIL)."""
+        open_there = self.mail_event is not None
         self._drop_message()
         self._end_transaction()
-        if not self.relay.connected:
+        if not self.relay.connected or not open_there:
             return replies.OK
         reply = await self._ask("RSET")
         return reply if reply.positive or self.relay.connected else replies.OK
