@@ -81,6 +81,7 @@ class Hop:
     xforward: list[dict[str, str]] = field(default_factory=list)
     connections: int = 0
     octets: int = 0
+    pipelined: list[int] = field(default_factory=list)  # RCPTs already there at each MAIL
 
 
 class HopServer:
@@ -125,6 +126,8 @@ class HopServer:
                     if hop.drop_in_data:
                         return
                     continue
+                if isinstance(event, Mail):
+                    hop.pipelined.append(len(codec.rcpts_ahead()))
                 reply = self._answer(event)
                 if reply is None:
                     await asyncio.sleep(30)
@@ -459,6 +462,24 @@ def test_pipelined_batch_answered_in_order(tmp_path: Path, key_file: Path) -> No
     # No QUIT: the next-hop connection was left for the next client. No RSET either:
     # nothing was open there after the message.
     assert hop.commands[-1] == "ENDOFDATA"
+    # The client's batch went on as a batch: both RCPTs came with MAIL, in one write.
+    assert hop.pipelined == [2]
+
+
+def test_pipelined_rcpts_after_a_refused_mail_are_refused_and_go_nowhere(
+        tmp_path: Path, key_file: Path) -> None:
+    hop = Hop(refuse_mail=True)
+
+    async def test(p: Proxy) -> None:
+        client = await p.ready_client()
+        await client.send(b"MAIL FROM:<alice@example.com>\r\nRCPT TO:<a@x.org>\r\n"
+                          b"RCPT TO:<b@x.org>\r\nDATA\r\n")
+        replies = [await client.reply() for _ in range(4)]
+        assert [r.code for r in replies] == [451, 503, 503, 503]
+        hop.refuse_mail = False
+        assert (await client.transaction(message("then")))[-1].code == 250
+    run_proxy(tmp_path, key_file, test, hop=hop)
+    assert hop.pipelined == [2, 0] and len(hop.messages) == 1
 
 
 def test_rset_goes_on_only_when_the_next_hop_has_a_transaction_open(

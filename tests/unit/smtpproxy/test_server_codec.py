@@ -226,6 +226,24 @@ def test_starttls_discards_what_was_pipelined_after_it() -> None:
     assert isinstance(event, Refused) and event.reply.code == 503  # EHLO again first
 
 
+def test_rcpts_ahead_are_the_pipelined_rcpts_as_they_will_be_parsed() -> None:
+    codec = SmtpServerCodec()
+    codec.send(GREETING)
+    codec.receive_data(b"EHLO c\r\n")
+    codec.send(answer(codec.next_event()))  # type: ignore[arg-type]
+    assert codec.rcpts_ahead() == []  # no MAIL pending
+    codec.receive_data(b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nRCPT TO:<e@f> NOTIFY=NEVER\r\n"
+                       b"RCPT TO:<g@h> BOGUS=1\r\nRCPT TO:<i@j>\r\nDATA\r\nRCPT TO:<k")
+    assert isinstance(codec.next_event(), Mail)
+    ahead = codec.rcpts_ahead()
+    assert [r.address for r in ahead] == ["c@d", "e@f"]  # stops at the refused BOGUS
+    assert not codec.in_transaction
+    codec.send(Reply(250, "2.1.0", "Ok"))
+    event = codec.next_event()
+    assert event == ahead[0]  # what next_event parses, unconsumed before
+    assert codec.rcpts_ahead() == []
+
+
 def test_starttls_not_offered_is_not_implemented() -> None:
     codec = SmtpServerCodec()
     assert refused(b"HELO c\r\nSTARTTLS\r\n", codec) == ["502 5.5.1 Error: command not implemented"]

@@ -5,6 +5,7 @@ silent close, and its ``close()`` runs whatever happened."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from mailseal.frontends.smtpproxy import replies
 from mailseal.frontends.smtpproxy.client_codec import NEED_DATA, ReplyReader
@@ -27,7 +28,7 @@ class Handler:
     async def xforward(self, event: Xforward) -> Reply:
         return replies.OK
 
-    async def mail(self, event: Mail) -> Reply:
+    async def mail(self, event: Mail, ahead: Sequence[Rcpt] = ()) -> Reply:
         if event.address == "bug@example.com":
             raise RuntimeError("a bug")
         return replies.OK

@@ -33,7 +33,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -122,6 +123,9 @@ class ProxySession:
         self.relay_dirty = False
         self.mail_event: Mail | None = None
         self.recipients: list[str] = []
+        # RCPTs sent with MAIL (the client pipelined them) and the next hop's answers,
+        # waiting for the codec to hand us those commands.
+        self.early: deque[tuple[str, Reply]] = deque()
         self.message: InFlight | None = None
 
     # -- session ----------------------------------------------------------------------
@@ -233,7 +237,11 @@ class ProxySession:
 
     # -- transaction --------------------------------------------------------------------
 
-    async def mail(self, event: Mail) -> Reply:
+    async def mail(self, event: Mail, ahead: Sequence[Rcpt] = ()) -> Reply:
+        """MAIL, with the XFORWARD kept for it and, when the client pipelined them, the
+        RCPTs that follow (``ahead``: parsed as the codec will parse them once MAIL is
+        accepted), all in one write; each RCPT is answered later with the next hop's
+        answer to it (``rcpt``)."""
         self.config = self.runtime.config  # a transaction runs on the configuration in force
         between = self.relay.connected
         if not between:
@@ -241,10 +249,12 @@ class ProxySession:
             if failure is not None:
                 return failure
         xforwards = self._xforward_lines()
-        answers = await self._ask_all([*xforwards, event.line(self._keep(event.parameters))],
-                                      between=between)
-        reply = answers[-1]
-        refused = next((r for r in answers[:-1] if not r.positive), None)
+        early = [r.line(self._keep(r.parameters)) for r in ahead] \
+            if "PIPELINING" in self.relay.extensions else []
+        answers = await self._ask_all(
+            [*xforwards, event.line(self._keep(event.parameters)), *early], between=between)
+        reply = answers[len(xforwards)]
+        refused = next((r for r in answers[:len(xforwards)] if not r.positive), None)
         if refused is not None:  # the attributes were refused: so is the transaction
             if reply.positive:
                 await self._reset_relay()
@@ -255,10 +265,17 @@ class ProxySession:
         if reply.positive:
             self.mail_event = event
             self.recipients = []
+            self.early.extend(zip(early, answers[len(xforwards) + 1:], strict=True))
         return reply
 
     async def rcpt(self, event: Rcpt) -> Reply:
-        reply = await self.relay.command(event.line(self._keep(event.parameters)))
+        line = event.line(self._keep(event.parameters))
+        if self.early:
+            sent, reply = self.early.popleft()
+            if sent != line:  # cannot happen: the codec parses the same bytes the same way
+                raise RuntimeError(f"pipelined RCPT out of step: sent {sent!r}, got {line!r}")
+        else:
+            reply = await self.relay.command(line)
         if reply.positive:
             self.recipients.append(event.address)
         return reply
@@ -390,6 +407,7 @@ class ProxySession:
         self.recipients = []
         self.forwarded = {}  # XFORWARD lasts one transaction (as Postfix's smtpd resets it)
         self.xforwards = []
+        self.early.clear()
 
     def _drop_message(self) -> None:
         m, self.message = self.message, None

@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from mailseal.frontends.smtpproxy import replies
@@ -56,7 +56,8 @@ class SmtpHandler(Protocol):
     async def connect(self) -> Reply: ...  # the greeting: 220, or 421 to refuse
     async def helo(self, event: Helo) -> Reply: ...  # EHLO: the reply lists the extensions
     async def xforward(self, event: Xforward) -> Reply: ...
-    async def mail(self, event: Mail) -> Reply: ...
+    # ahead: the RCPTs the client pipelined after MAIL (SmtpServerCodec.rcpts_ahead)
+    async def mail(self, event: Mail, ahead: Sequence[Rcpt]) -> Reply: ...
     async def rcpt(self, event: Rcpt) -> Reply: ...
     async def data(self) -> Reply: ...  # 354 to receive the message
     def content(self, data: bytes) -> None: ...  # message content, streamed
@@ -305,7 +306,7 @@ class SmtpConnection(asyncio.Protocol):
         if isinstance(event, Xforward):
             return await h.xforward(event)
         if isinstance(event, Mail):
-            return await h.mail(event)
+            return await h.mail(event, self.codec.rcpts_ahead())
         if isinstance(event, Rcpt):
             return await h.rcpt(event)
         if isinstance(event, Data):

@@ -131,6 +131,33 @@ class SmtpServerCodec:
         self._pending = event
         return event
 
+    def rcpts_ahead(self, limit: int = 100) -> list[Rcpt]:
+        """The RCPT commands the client pipelined after the MAIL waiting for its answer
+        (RFC 2920), parsed as ``next_event`` will parse them once MAIL is accepted: up
+        to the first line that is not a valid RCPT, or not complete yet. Nothing is
+        consumed; a proxy can send them on together with MAIL."""
+        if not isinstance(self._pending, Mail) or self._discarding or self._raw is not None:
+            return []
+        buf, pos = self._buffer, 0
+        found: list[Rcpt] = []
+        self.in_transaction = True  # as it will be when MAIL is accepted
+        try:
+            while len(found) < limit:
+                end = buf.find(b"\n", pos)
+                if end < 0:
+                    break
+                line = bytes(buf[pos:end]).removesuffix(b"\r")
+                pos = end + 1
+                if len(line) + 2 > self.line_limit:
+                    break
+                event = self._parse(line)
+                if not isinstance(event, Rcpt):
+                    break
+                found.append(event)
+        finally:
+            self.in_transaction = False  # MAIL is still pending: no transaction yet
+        return found
+
     def _take_line(self) -> bytes | Refused | None:
         buf = self._buffer
         end = buf.find(b"\n")
