@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+import pytest
+
 from mailseal.frontends.smtpproxy import replies
+from mailseal.frontends.smtpproxy import server as server_module
 from mailseal.frontends.smtpproxy.client_codec import NEED_DATA, ReplyReader
 from mailseal.frontends.smtpproxy.events import EndOfData, Helo, Mail, Rcpt, Xforward
 from mailseal.frontends.smtpproxy.replies import Reply
@@ -102,3 +105,20 @@ def test_a_failing_handler_gets_the_client_a_421() -> None:
 def test_noop_vrfy_and_refusals_are_answered_by_the_loop() -> None:
     got, _ = converse(b"NOOP\r\nVRFY x\r\nFOO\r\nSTARTTLS\r\nQUIT\r\n")
     assert [r.code for r in got] == [220, 250, 252, 500, 502, 221]
+
+
+def test_a_long_pipelined_batch_is_answered_whole_and_in_order() -> None:
+    """Replies go out in parts of a bounded size, not all held for one write."""
+    got, _ = converse(b"EHLO c\r\n" + b"NOOP\r\n" * 5000 + b"QUIT\r\n")
+    assert [r.code for r in got] == [220, 250, *[250] * 5000, 221]
+
+
+@pytest.mark.parametrize("pause_at", [1, server_module.PAUSE_READING_AT])
+def test_a_client_sending_more_than_we_take_is_paused_and_resumed(
+        pause_at: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past ``pause_at`` octets ahead of the session, reading pauses (at 1: after every
+    read) and resumes when the session has taken them; nothing is lost."""
+    monkeypatch.setattr(server_module, "PAUSE_READING_AT", pause_at)
+    count = 60_000  # 360 KB of commands in one write
+    got, _ = converse(b"EHLO c\r\n" + b"NOOP\r\n" * count + b"QUIT\r\n")
+    assert len(got) == count + 3 and got[-1].code == 221

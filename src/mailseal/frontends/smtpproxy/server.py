@@ -47,7 +47,10 @@ log = logging.getLogger("mailseal.proxy")
 
 #: Octets a client may send ahead of what the session has taken (pipelined commands,
 #: content while a reply is awaited) before reading from it pauses.
-PAUSE_READING_AT = 1 << 20
+PAUSE_READING_AT = 1 << 18
+#: Replies held for one write at most; a longer pipelined batch gets them in parts (a
+#: client that sends without reading then meets the transport's flow control).
+HOLD_AT_MOST = 64
 
 
 class SmtpHandler(Protocol):
@@ -286,6 +289,10 @@ class SmtpConnection(asyncio.Protocol):
                 continue
             reply = await self._answer(event)
             held.append(codec.send(reply))
+            if len(held) >= HOLD_AT_MOST:
+                self._write(b"".join(held))
+                held.clear()
+                await self._drain()
             if isinstance(event, StartTls) and reply.code == 220:
                 self._write(b"".join(held))
                 held.clear()
