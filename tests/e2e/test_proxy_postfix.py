@@ -217,6 +217,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                                 "permit_mynetworks,reject")
         services = _with_option(services, inret, "smtpd_end_of_data_restrictions="
                                 "check_sender_access,regexp:{root}/sender.regexp")
+        # And the one of the outbound route refuses that recipient too: Postfix's SMTP
+        # client pipelines MAIL and the RCPTs, so the proxy sends them on together.
+        services = _with_option(services, f"{LOOP}:{ports['outret']}",
+                                "smtpd_recipient_restrictions=check_recipient_access,"
+                                "regexp:{root}/rcpt.regexp,permit_mynetworks,reject")
         for name in ("down", "flaky"):
             services += (f"{LOOP}:{{{name}sub}} inet n - n - - smtpd\n"
                          f"  -o content_filter=mailseal-out:[{LOOP}]:{ports[name]}\n"
@@ -249,6 +254,25 @@ def test_submission_is_signed_after_the_queue(world: World) -> None:
     assert b"client.test" in got.header, got.header.decode()
     log = world.proxy.log_text()
     assert "proxy=out role=sign result=signed" in log, log[-2000:]
+
+
+def test_after_the_queue_each_recipient_gets_the_next_hops_answer(world: World) -> None:
+    """Postfix's SMTP client pipelines MAIL, both RCPTs and DATA to the proxy, which
+    sends MAIL and the RCPTs on in one write; the return smtpd refuses one recipient:
+    that one bounces with its reason, the other gets the signed message."""
+    code, text, _ = world.send(message("alice@example.com", "pipelined recipients"),
+                               service="submission", rcpts=("rcpt@example.org", REJECTED_RCPT))
+    assert code == 250, text
+    got = world.delivered("pipelined recipients")
+    assert got.rcpt_tos == ("rcpt@example.org",)
+    assert world.verifies(got.data) == [True]
+    bounce = wait_until(lambda: next(
+        (m for m in world.sink.messages if b"Subject: Undelivered Mail Returned to Sender"
+         in m.data and b"Subject: pipelined recipients" in m.data), None),
+        timeout=20, what="the bounce for the refused recipient")
+    assert bounce.rcpt_tos == ("alice@example.com",)
+    assert REJECTED_RCPT.encode() in bounce.data and b"no such user here" in bounce.data
+    world.assert_nothing_left()
 
 
 def test_inbound_is_verified_before_the_queue(world: World) -> None:
