@@ -49,7 +49,8 @@ def is_token_char(char: str) -> bool:
 
 
 def is_token(text: str) -> bool:
-    return bool(text) and all(is_token_char(c) for c in text)
+    """Non-empty, every character ``is_token_char`` (one regex match, not a loop)."""
+    return _TOKEN.fullmatch(text) is not None
 
 
 def is_keyword(text: str) -> bool:
@@ -74,7 +75,13 @@ def is_text_char(char: str) -> bool:
 
 
 def is_text(text: str) -> bool:
-    return all(is_text_char(c) for c in text)
+    """Every character ``is_text_char`` (one regex match, not a loop)."""
+    return _TEXT.fullmatch(text) is not None
+
+
+_TOKEN = re.compile("[" + "".join(re.escape(chr(c)) for c in range(0x21, 0x7F)
+                                  if chr(c) not in TSPECIALS) + "]+")
+_TEXT = re.compile("[\t -~\x80-\ud7ff\ue000-\U0010ffff]*")
 
 
 def is_bare_char(char: str) -> bool:
