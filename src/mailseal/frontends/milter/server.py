@@ -197,8 +197,10 @@ class MilterConnection:
             self.writer.write(self.codec.send(TempFail()))
             return
         replies = [*self._edits(decision), self._final(decision)]
-        self.writer.write(b"".join(self.codec.send(reply) for reply in replies))
+        # The log line first: once the MTA has the verdict, the line is there (as the
+        # proxy does; a test or a postmaster reading the log at that moment finds it).
         self._log(session, decision)
+        self.writer.write(b"".join(self.codec.send(reply) for reply in replies))
         self._reset_message()
 
     def _edits(self, d: Decision) -> list[Reply]:
