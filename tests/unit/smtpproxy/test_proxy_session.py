@@ -81,7 +81,8 @@ class Hop:
     xforward: list[dict[str, str]] = field(default_factory=list)
     connections: int = 0
     octets: int = 0
-    pipelined: list[int] = field(default_factory=list)  # RCPTs already there at each MAIL
+    # At each XFORWARD and MAIL: how many commands had come with it (pipelined).
+    pipelined: list[int] = field(default_factory=list)
 
 
 class HopServer:
@@ -126,8 +127,8 @@ class HopServer:
                     if hop.drop_in_data:
                         return
                     continue
-                if isinstance(event, Mail):
-                    hop.pipelined.append(len(codec.rcpts_ahead()))
+                if isinstance(event, (Xforward, Mail)):
+                    hop.pipelined.append(len(codec.batch_ahead()))
                 reply = self._answer(event)
                 if reply is None:
                     await asyncio.sleep(30)
@@ -623,53 +624,62 @@ def test_next_hop_connection_is_kept_for_the_next_client(tmp_path: Path, key_fil
                 await client.command("XFORWARD ADDR=192.0.2.7")
             assert (await client.transaction(message(f"client {i}")))[-1].code == 250
             assert (await client.command("QUIT")).code == 221
-        # XFORWARD, then no transaction: the attributes wait for MAIL, so they never
-        # reach the next hop, and the connection stays clean for the next client.
+        # XFORWARD sent, then no transaction: that connection is not kept (the next
+        # hop would apply the attributes to someone else's mail).
         client = await p.ready_client()
         await client.command("XFORWARD ADDR=192.0.2.8")
         await client.command("QUIT")
         client = await p.ready_client()
         assert (await client.transaction(message("client 4")))[-1].code == 250
     run_proxy(tmp_path, key_file, test, hop=hop)
-    assert len(hop.messages) == 4 and hop.connections == 1
-    assert hop.xforward == [{"ADDR": "192.0.2.7"}]
-    assert hop.commands.count("QUIT") == 0
+    assert len(hop.messages) == 4 and hop.connections == 2
+    assert hop.xforward == [{"ADDR": "192.0.2.7"}, {"ADDR": "192.0.2.8"}]
+    assert hop.commands.count("QUIT") == 1
 
 
-def test_xforward_goes_with_mail_and_a_refused_mail_leaves_the_connection_unkept(
+def test_xforward_alone_goes_on_at_once_and_gets_the_next_hops_answer(
         tmp_path: Path, key_file: Path) -> None:
-    """XFORWARD is answered at once and sent in one write with MAIL; when the next hop
-    then refuses MAIL it holds attributes for no transaction: that connection is not
-    given to the next client (who would send mail under them)."""
+    """Before the queue (Postfix's smtpd_proxy_filter sends one command at a time)
+    XFORWARD is answered once the next hop answered it, with its answer; a MAIL the
+    next hop then refuses leaves it holding attributes: the connection is not kept."""
     hop = Hop(refuse_mail=True)
 
     async def test(p: Proxy) -> None:
         client = await p.ready_client()
         assert (await client.command("XFORWARD ADDR=192.0.2.7")).code == 250
-        assert hop.commands == ["HELO"]  # nothing went on yet
+        assert hop.commands == ["HELO", "XFORWARD"]
+        hop.refuse_xforward = True
+        assert str(await client.command("XFORWARD NAME=x.test")) == \
+            "550 5.7.0 XFORWARD not allowed"
         assert (await client.command("MAIL FROM:<a@example.com>")).code == 451
         assert (await client.command("QUIT")).code == 221
-        hop.refuse_mail = False
+        hop.refuse_mail = hop.refuse_xforward = False
         client = await p.ready_client()
         assert (await client.transaction(message("next")))[-1].code == 250
     run_proxy(tmp_path, key_file, test, hop=hop)
-    assert hop.commands[:3] == ["HELO", "XFORWARD", "MAIL"]
+    assert hop.commands[:4] == ["HELO", "XFORWARD", "XFORWARD", "MAIL"]
     assert hop.connections == 2 and len(hop.messages) == 1
+    assert hop.pipelined[:3] == [0, 0, 0]
 
 
-def test_refused_xforward_is_the_answer_to_mail_and_the_mail_is_reset(
+def test_a_pipelined_batch_goes_on_in_one_write_each_command_its_own_answer(
         tmp_path: Path, key_file: Path) -> None:
-    hop = Hop(refuse_xforward=True)
+    """After the queue (Postfix's SMTP client pipelines) XFORWARD, MAIL and the RCPTs
+    reach the next hop in one write; each client command gets the next hop's answer to
+    it, a refused XFORWARD included."""
+    hop = Hop(refuse_xforward=True, refuse_rcpt=frozenset({"no@x.org"}))
 
     async def test(p: Proxy) -> None:
         client = await p.ready_client()
-        assert (await client.command("XFORWARD ADDR=192.0.2.7")).code == 250
-        reply = await client.command("MAIL FROM:<a@example.com>")
-        assert str(reply) == "550 5.7.0 XFORWARD not allowed"
-        assert (await client.command("RCPT TO:<b@example.org>")).code == 503
+        await client.send(b"XFORWARD ADDR=192.0.2.7\r\nMAIL FROM:<alice@example.com>\r\n"
+                          b"RCPT TO:<no@x.org>\r\nRCPT TO:<b@x.org>\r\nDATA\r\n")
+        replies = [await client.reply() for _ in range(5)]
+        assert [r.code for r in replies] == [550, 250, 550, 250, 354]
+        await client.send(message("batch") + b".\r\n")
+        assert (await client.reply()).code == 250
     run_proxy(tmp_path, key_file, test, hop=hop)
-    assert hop.commands[:4] == ["HELO", "XFORWARD", "MAIL", "RSET"]
-    assert hop.messages == []
+    assert hop.pipelined[0] == 3  # MAIL and both RCPTs came with the XFORWARD
+    assert len(hop.messages) == 1
 
 
 def test_a_kept_connection_that_went_stale_is_replaced(tmp_path: Path, key_file: Path) -> None:

@@ -226,22 +226,40 @@ def test_starttls_discards_what_was_pipelined_after_it() -> None:
     assert isinstance(event, Refused) and event.reply.code == 503  # EHLO again first
 
 
-def test_rcpts_ahead_are_the_pipelined_rcpts_as_they_will_be_parsed() -> None:
+def test_batch_ahead_is_the_pipelined_batch_as_it_will_be_parsed() -> None:
     codec = SmtpServerCodec()
     codec.send(GREETING)
     codec.receive_data(b"EHLO c\r\n")
     codec.send(answer(codec.next_event()))  # type: ignore[arg-type]
-    assert codec.rcpts_ahead() == []  # no MAIL pending
-    codec.receive_data(b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nRCPT TO:<e@f> NOTIFY=NEVER\r\n"
-                       b"RCPT TO:<g@h> BOGUS=1\r\nRCPT TO:<i@j>\r\nDATA\r\nRCPT TO:<k")
-    assert isinstance(codec.next_event(), Mail)
-    ahead = codec.rcpts_ahead()
-    assert [r.address for r in ahead] == ["c@d", "e@f"]  # stops at the refused BOGUS
+    assert codec.batch_ahead() == []  # nothing pending
+    codec.receive_data(b"XFORWARD ADDR=192.0.2.1\r\nXFORWARD NAME=x.test\r\nMAIL FROM:<a@b>\r\n"
+                       b"RCPT TO:<c@d>\r\nRCPT TO:<e@f> NOTIFY=NEVER\r\nRCPT TO:<g@h> BOGUS=1\r\n"
+                       b"RCPT TO:<i@j>\r\nDATA\r\nRCPT TO:<k")
+    assert isinstance(codec.next_event(), Xforward)
+    ahead = codec.batch_ahead()
+    assert [type(e).__name__ for e in ahead] == ["Xforward", "Mail", "Rcpt", "Rcpt"]  # to BOGUS
     assert not codec.in_transaction
-    codec.send(Reply(250, "2.1.0", "Ok"))
-    event = codec.next_event()
-    assert event == ahead[0]  # what next_event parses, unconsumed before
-    assert codec.rcpts_ahead() == []
+    for expected in ahead:  # each is what next_event parses, unconsumed before
+        codec.send(Reply(250, "2.0.0", "Ok"))
+        assert codec.next_event() == expected
+    assert codec.batch_ahead() == []  # RCPT pending: nothing rides with it
+
+
+def test_batch_ahead_stops_where_the_sequence_would_be_refused() -> None:
+    codec = SmtpServerCodec()
+    codec.send(GREETING)
+    codec.receive_data(b"EHLO c\r\n")
+    codec.send(answer(codec.next_event()))  # type: ignore[arg-type]
+    codec.receive_data(b"MAIL FROM:<a@b>\r\nXFORWARD ADDR=192.0.2.1\r\nRCPT TO:<c@d>\r\n")
+    assert isinstance(codec.next_event(), Mail)
+    assert codec.batch_ahead() == []  # XFORWARD inside a transaction is refused
+    codec = SmtpServerCodec()
+    codec.send(GREETING)
+    codec.receive_data(b"EHLO c\r\n")
+    codec.send(answer(codec.next_event()))  # type: ignore[arg-type]
+    codec.receive_data(b"XFORWARD ADDR=192.0.2.1\r\nRCPT TO:<c@d>\r\nMAIL FROM:<a@b>\r\n")
+    assert isinstance(codec.next_event(), Xforward)
+    assert codec.batch_ahead() == []  # RCPT before MAIL is refused
 
 
 def test_starttls_not_offered_is_not_implemented() -> None:

@@ -12,7 +12,7 @@ import pytest
 from mailseal.frontends.smtpproxy import replies
 from mailseal.frontends.smtpproxy import server as server_module
 from mailseal.frontends.smtpproxy.client_codec import NEED_DATA, ReplyReader
-from mailseal.frontends.smtpproxy.events import EndOfData, Helo, Mail, Rcpt, Xforward
+from mailseal.frontends.smtpproxy.events import EndOfData, Event, Helo, Mail, Rcpt, Xforward
 from mailseal.frontends.smtpproxy.replies import Reply
 from mailseal.frontends.smtpproxy.server import SmtpConnection
 
@@ -28,10 +28,10 @@ class Handler:
     async def helo(self, event: Helo) -> Reply:
         return Reply(250, "", "test", ("PIPELINING",))
 
-    async def xforward(self, event: Xforward) -> Reply:
+    async def xforward(self, event: Xforward, ahead: Sequence[Event] = ()) -> Reply:
         return replies.OK
 
-    async def mail(self, event: Mail, ahead: Sequence[Rcpt] = ()) -> Reply:
+    async def mail(self, event: Mail, ahead: Sequence[Event] = ()) -> Reply:
         if event.address == "bug@example.com":
             raise RuntimeError("a bug")
         return replies.OK

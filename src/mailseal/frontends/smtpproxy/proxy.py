@@ -45,6 +45,7 @@ from mailseal.frontends.smtpproxy import replies
 from mailseal.frontends.smtpproxy.events import (
     XFORWARD_ATTRIBUTES,
     EndOfData,
+    Event,
     Helo,
     Mail,
     Rcpt,
@@ -117,14 +118,10 @@ class ProxySession:
         self.pooled = self.relay.connected
         self.helo_name = ""
         self.forwarded: dict[str, str] = {}  # XFORWARD attribute → value as sent (xtext)
-        self.xforwards: list[str] = []  # XFORWARD lines to send with the next MAIL
-        # The next hop took XFORWARD attributes outside a transaction that then ended:
-        # they would apply to the next client's mail, so the connection is not kept.
-        self.relay_dirty = False
         self.mail_event: Mail | None = None
         self.recipients: list[str] = []
-        # RCPTs sent with MAIL (the client pipelined them) and the next hop's answers,
-        # waiting for the codec to hand us those commands.
+        # Commands sent ahead with an earlier one (the client pipelined them) and the
+        # next hop's answers, waiting for the codec to hand us those commands.
         self.early: deque[tuple[str, Reply]] = deque()
         self.message: InFlight | None = None
 
@@ -153,62 +150,96 @@ class ProxySession:
         return self.route.ehlo(self.config.settings.server.max_message_bytes,
                                self.relay.extensions)
 
-    async def xforward(self, event: Xforward) -> Reply:
-        """Kept for the MAIL command (the codec checked the attribute names)."""
-        self.forwarded.update(event.attributes)
-        self.xforwards.append(" ".join(f"{name}={value}" for name, value in event.attributes))
-        return replies.OK
+    async def xforward(self, event: Xforward, ahead: Sequence[Event] = ()) -> Reply:
+        """XFORWARD goes on at once and is answered with the next hop's answer. When the
+        client pipelined MAIL (and RCPTs) behind it (``ahead``, parsed as the codec will
+        parse them), all of them go in this one write, and each is answered in its turn
+        with the next hop's answer to it (``early``)."""
+        if not self.relay.connected:
+            failure = await self._reconnect()
+            if failure is not None:
+                return failure
+        line = self._xforward_line(event)
+        if line is None:  # nothing the next hop takes: nothing to pass on
+            reply = replies.OK
+        elif self.early:
+            reply = self._take_early(line)
+        else:
+            batch = self._batch(ahead)
+            answers = await self._ask_all([line, *batch], between=True)
+            reply = answers[0]
+            self.early.extend(zip(batch, answers[1:], strict=True))
+        if reply.positive:
+            self.forwarded.update(event.attributes)
+        return reply
 
-    def _xforward_lines(self) -> list[str]:
-        """The XFORWARD commands kept for MAIL, with the attributes the next hop offers
-        (one line per client command: each stays within the client's line length)."""
+    def _xforward_line(self, event: Xforward) -> str | None:
+        """The command with the attributes the next hop offers (None: none of them)."""
         offered = set(self.relay.extensions.get("XFORWARD", "").upper().split())
+        tokens = [f"{name}={value}" for name, value in event.attributes if name in offered]
+        return "XFORWARD " + " ".join(tokens) if tokens else None
+
+    def _batch(self, ahead: Sequence[Event]) -> list[str]:
+        """The lines for the pipelined commands ``ahead`` that go on in the same write:
+        XFORWARDs up to a MAIL, the MAIL, its RCPTs (none without a MAIL, or when the
+        next hop does not offer PIPELINING)."""
+        if "PIPELINING" not in self.relay.extensions \
+                or not any(isinstance(e, Mail) for e in ahead):
+            return []
         lines = []
-        for text in self.xforwards:
-            tokens = [t for t in text.split(" ") if t.partition("=")[0] in offered]
-            if tokens:
-                lines.append("XFORWARD " + " ".join(tokens))
+        for e in ahead:
+            if isinstance(e, Xforward):
+                line = self._xforward_line(e)
+                if line is not None:
+                    lines.append(line)
+            elif isinstance(e, (Mail, Rcpt)):
+                lines.append(e.line(self._keep(e.parameters)))
         return lines
+
+    def _take_early(self, line: str) -> Reply:
+        """The next hop's answer to ``line``, sent ahead with an earlier command."""
+        sent, reply = self.early.popleft()
+        if sent != line:  # cannot happen: the codec parses the same bytes the same way
+            raise RuntimeError(f"pipelined command out of step: sent {sent!r}, got {line!r}")
+        return reply
 
     async def _ask(self, line: str) -> Reply:
         return (await self._ask_all([line]))[-1]
 
     async def _ask_all(self, lines: list[str], *, between: bool = False) -> list[Reply]:
-        """Commands to the next hop, pipelined when it offers PIPELINING. On a kept
-        connection not used yet by this client, or one that sat ``between``
-        transactions, a lost connection means it went stale meanwhile (or the next
-        hop closed it after a message): a new one is made (greeting, EHLO) and the
-        commands sent again, so the client never sees the difference."""
-        answers = await self._send_all(lines)
+        """Commands to the next hop, in one write (more than one only when it offers
+        PIPELINING). On a kept connection not used yet by this client, or one that sat
+        ``between`` commands, a lost connection means it went stale meanwhile (or the
+        next hop closed it after a message): a new one is made (greeting, EHLO, the
+        XFORWARD attributes it took so far) and the commands sent again, so the client
+        never sees the difference."""
+        answers = await self.relay.commands(lines)
         if (self.pooled or between) and not self.relay.connected:
             self.pooled = False
             failure = await self._reconnect()
             if failure is not None:
                 return [failure] * len(lines)
-            answers = await self._send_all(lines)
+            answers = await self.relay.commands(lines)
         self.pooled = False
         return answers
 
-    async def _send_all(self, lines: list[str]) -> list[Reply]:
-        if len(lines) == 1 or "PIPELINING" in self.relay.extensions:
-            return await self.relay.commands(lines)
-        answers: list[Reply] = []
-        for line in lines:  # one at a time, up to the first refusal
-            answers.append(await self.relay.command(line))
-            if not answers[-1].positive:
-                break
-        return answers + [answers[-1]] * (len(lines) - len(answers))
-
     async def _reconnect(self) -> Reply | None:
-        """A new next-hop connection (the old one failed): greeting, EHLO.
-        None when it is ready, else the 451 to give."""
+        """A new next-hop connection (the old one failed): greeting, EHLO, the XFORWARD
+        attributes taken so far in this transaction. None when it is ready, else the
+        451 to give."""
         greeting = await self.relay.open()
-        self.relay_dirty = False
         if greeting.code == 220 and self.helo_name:
             hello = await self.relay.hello(self.helo_name)
-            if hello.code == 250:
+            line = self._xforward_line(Xforward(tuple(self.forwarded.items())))
+            if hello.code == 250 and line is not None:
+                replayed = await self.relay.command(line)
+                if replayed.positive:
+                    return None
+                greeting = replayed
+            elif hello.code == 250:
                 return None
-            greeting = hello
+            else:
+                greeting = hello
         elif greeting.code == 220:
             return None
         self.relay.close()
@@ -229,7 +260,7 @@ class ProxySession:
         """Leave the next-hop connection for the next client when it is between
         transactions with nothing pending (see RelayPool)."""
         if self.relay.connected and self.message is None and self.mail_event is None \
-                and not self.relay_dirty:
+                and not self.forwarded:
             self.pool.give(self.relay, used=not self.pooled)
             self.relay = Relay(self.route.relay_host, self.route.relay_port)
             return True
@@ -237,45 +268,34 @@ class ProxySession:
 
     # -- transaction --------------------------------------------------------------------
 
-    async def mail(self, event: Mail, ahead: Sequence[Rcpt] = ()) -> Reply:
-        """MAIL, with the XFORWARD kept for it and, when the client pipelined them, the
-        RCPTs that follow (``ahead``: parsed as the codec will parse them once MAIL is
-        accepted), all in one write; each RCPT is answered later with the next hop's
-        answer to it (``rcpt``)."""
+    async def mail(self, event: Mail, ahead: Sequence[Event] = ()) -> Reply:
+        """MAIL, answered with the next hop's answer; the RCPTs the client pipelined
+        behind it (``ahead``) go in the same write (unless they went already, with an
+        XFORWARD before it), each answered in its turn with the next hop's answer."""
         self.config = self.runtime.config  # a transaction runs on the configuration in force
-        between = self.relay.connected
-        if not between:
-            failure = await self._reconnect()
-            if failure is not None:
-                return failure
-        xforwards = self._xforward_lines()
-        early = [r.line(self._keep(r.parameters)) for r in ahead] \
-            if "PIPELINING" in self.relay.extensions else []
-        answers = await self._ask_all(
-            [*xforwards, event.line(self._keep(event.parameters)), *early], between=between)
-        reply = answers[len(xforwards)]
-        refused = next((r for r in answers[:len(xforwards)] if not r.positive), None)
-        if refused is not None:  # the attributes were refused: so is the transaction
-            if reply.positive:
-                await self._reset_relay()
-            reply = refused
-        self.xforwards = []
-        if xforwards and not reply.positive:
-            self.relay_dirty = True
+        line = event.line(self._keep(event.parameters))
+        if self.early:
+            reply = self._take_early(line)
+        else:
+            between = self.relay.connected
+            if not between:
+                failure = await self._reconnect()
+                if failure is not None:
+                    return failure
+            batch = self._batch([event, *ahead])[1:]
+            answers = await self._ask_all([line, *batch], between=between)
+            reply = answers[0]
+            self.early.extend(zip(batch, answers[1:], strict=True))
         if reply.positive:
             self.mail_event = event
             self.recipients = []
-            self.early.extend(zip(early, answers[len(xforwards) + 1:], strict=True))
+        else:
+            self.early.clear()  # the RCPTs sent with it met no transaction
         return reply
 
     async def rcpt(self, event: Rcpt) -> Reply:
         line = event.line(self._keep(event.parameters))
-        if self.early:
-            sent, reply = self.early.popleft()
-            if sent != line:  # cannot happen: the codec parses the same bytes the same way
-                raise RuntimeError(f"pipelined RCPT out of step: sent {sent!r}, got {line!r}")
-        else:
-            reply = await self.relay.command(line)
+        reply = self._take_early(line) if self.early else await self.relay.command(line)
         if reply.positive:
             self.recipients.append(event.address)
         return reply
@@ -286,11 +306,11 @@ class ProxySession:
                          if _PARAMETER_EXTENSION.get(k.upper(), "") in ext)
 
     async def rset(self) -> Reply:
-        """Passed on only when the next hop has a transaction open: otherwise it has
-        nothing to reset and would answer 250 (Postfix's SMTP client sends RSET before
-        every message on a cached connection; a next hop that went away meanwhile is
-        found and replaced at the next MAIL)."""
-        open_there = self.mail_event is not None
+        """Passed on only when the next hop has something to reset (a transaction, or
+        XFORWARD attributes): otherwise it would answer 250 to nothing (Postfix's SMTP
+        client sends RSET before every message on a cached connection; a next hop that
+        went away meanwhile is found and replaced at the next command)."""
+        open_there = self.mail_event is not None or bool(self.forwarded)
         self._drop_message()
         self._end_transaction()
         if not self.relay.connected or not open_there:
@@ -406,7 +426,6 @@ class ProxySession:
         self.mail_event = None
         self.recipients = []
         self.forwarded = {}  # XFORWARD lasts one transaction (as Postfix's smtpd resets it)
-        self.xforwards = []
         self.early.clear()
 
     def _drop_message(self) -> None:

@@ -58,9 +58,10 @@ class SmtpHandler(Protocol):
 
     async def connect(self) -> Reply: ...  # the greeting: 220, or 421 to refuse
     async def helo(self, event: Helo) -> Reply: ...  # EHLO: the reply lists the extensions
-    async def xforward(self, event: Xforward) -> Reply: ...
-    # ahead: the RCPTs the client pipelined after MAIL (SmtpServerCodec.rcpts_ahead)
-    async def mail(self, event: Mail, ahead: Sequence[Rcpt]) -> Reply: ...
+    # ahead: the XFORWARD/MAIL/RCPT commands the client pipelined behind this one
+    # (SmtpServerCodec.batch_ahead), for a handler that passes them on in one write
+    async def xforward(self, event: Xforward, ahead: Sequence[Event]) -> Reply: ...
+    async def mail(self, event: Mail, ahead: Sequence[Event]) -> Reply: ...
     async def rcpt(self, event: Rcpt) -> Reply: ...
     async def data(self) -> Reply: ...  # 354 to receive the message
     def content(self, data: bytes) -> None: ...  # message content, streamed
@@ -311,9 +312,9 @@ class SmtpConnection(asyncio.Protocol):
                 reply = Reply(reply.code, reply.enhanced, reply.text, (*reply.more, "STARTTLS"))
             return reply
         if isinstance(event, Xforward):
-            return await h.xforward(event)
+            return await h.xforward(event, self.codec.batch_ahead())
         if isinstance(event, Mail):
-            return await h.mail(event, self.codec.rcpts_ahead())
+            return await h.mail(event, self.codec.batch_ahead())
         if isinstance(event, Rcpt):
             return await h.rcpt(event)
         if isinstance(event, Data):

@@ -43,6 +43,7 @@ from mailseal.frontends.smtpproxy.events import (
     Rset,
     StartTls,
     Vrfy,
+    Xforward,
     parse_envelope,
     parse_xforward,
 )
@@ -131,16 +132,19 @@ class SmtpServerCodec:
         self._pending = event
         return event
 
-    def rcpts_ahead(self, limit: int = 100) -> list[Rcpt]:
-        """The RCPT commands the client pipelined after the MAIL waiting for its answer
-        (RFC 2920), parsed as ``next_event`` will parse them once MAIL is accepted: up
-        to the first line that is not a valid RCPT, or not complete yet. Nothing is
-        consumed; a proxy can send them on together with MAIL."""
-        if not isinstance(self._pending, Mail) or self._discarding or self._raw is not None:
+    def batch_ahead(self, limit: int = 101) -> list[Xforward | Mail | Rcpt]:
+        """The commands the client pipelined (RFC 2920) behind the XFORWARD or MAIL
+        waiting for its answer, parsed as ``next_event`` will parse them if each one
+        before is accepted: XFORWARDs up to a MAIL, one MAIL, then RCPTs; up to the
+        first line that is anything else, refused, or not complete yet. Nothing is
+        consumed: a proxy can send them on in one write with the pending command."""
+        pending = self._pending
+        if not isinstance(pending, (Xforward, Mail)) or self._discarding \
+                or self._raw is not None:
             return []
+        transaction = isinstance(pending, Mail)  # as it will be once that is accepted
         buf, pos = self._buffer, 0
-        found: list[Rcpt] = []
-        self.in_transaction = True  # as it will be when MAIL is accepted
+        found: list[Xforward | Mail | Rcpt] = []
         try:
             while len(found) < limit:
                 end = buf.find(b"\n", pos)
@@ -150,12 +154,18 @@ class SmtpServerCodec:
                 pos = end + 1
                 if len(line) + 2 > self.line_limit:
                     break
+                self.in_transaction = transaction
                 event = self._parse(line)
-                if not isinstance(event, Rcpt):
+                if (isinstance(event, Rcpt) and transaction) \
+                        or (isinstance(event, Xforward) and not transaction):
+                    found.append(event)
+                elif isinstance(event, Mail) and not transaction:
+                    found.append(event)
+                    transaction = True
+                else:
                     break
-                found.append(event)
         finally:
-            self.in_transaction = False  # MAIL is still pending: no transaction yet
+            self.in_transaction = False  # the pending command is not answered yet
         return found
 
     def _take_line(self) -> bytes | Refused | None:
