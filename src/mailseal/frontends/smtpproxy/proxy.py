@@ -2,17 +2,15 @@
 next hop and is answered with the next hop's answer; the message is judged by the
 pipeline, edited, and then handed on.
 
-Ordering (before-queue use, ``smtpd_proxy_filter``): EHLO, MAIL, each RCPT and RSET
-are answered only once the next hop answered them, with its answer (the
+Ordering (before-queue use, ``smtpd_proxy_filter``): EHLO, XFORWARD, MAIL, each
+RCPT and RSET are answered only once the next hop answered them, with its answer (the
 EHLO reply lists our extensions, limited to what the next hop offers; on a next-hop
 connection kept from an earlier client, EHLO is answered from what the next hop
-announced then, and the next command checks the connection is alive). XFORWARD
-is answered at once and goes on together with the MAIL command it describes, in one
-write (as Postfix's own SMTP client sends it, RFC 2920 pipelining): one round trip
-less per message; when the next hop refuses the attributes, that refusal is the
-answer to MAIL (and a MAIL it accepted anyway is reset), so the client still never
-sees a transaction start that the next hop did not accept as described. DATA is the
-exception: its 354 is ours, because the content must be complete before its first
+announced then, and the next command checks the connection is alive; an RSET with
+nothing to reset there is answered at once). A batch the client pipelined (RFC 2920:
+Postfix's SMTP client sends XFORWARD, MAIL, the RCPTs and DATA in one write) goes on
+to the next hop in one write too, each command still answered in its turn with the
+next hop's answer to it. DATA is the exception: its 354 is ours, because the content must be complete before its first
 byte can go on — the signature, or the Authentication-Results field, goes on top.
 The message streams into the pipeline (hashed as it arrives) and into a spool; at the
 end the pipeline decides; on reject/tempfail the client gets that answer and the next
