@@ -226,11 +226,17 @@ def test_starttls_discards_what_was_pipelined_after_it() -> None:
     assert isinstance(event, Refused) and event.reply.code == 503  # EHLO again first
 
 
-def test_batch_ahead_is_the_pipelined_batch_as_it_will_be_parsed() -> None:
+def greeted() -> SmtpServerCodec:
+    """A codec past the greeting and EHLO (answered with every extension)."""
     codec = SmtpServerCodec()
     codec.send(GREETING)
     codec.receive_data(b"EHLO c\r\n")
     codec.send(answer(codec.next_event()))  # type: ignore[arg-type]
+    return codec
+
+
+def test_batch_ahead_is_the_pipelined_batch_as_it_will_be_parsed() -> None:
+    codec = greeted()
     assert codec.batch_ahead() == []  # nothing pending
     codec.receive_data(b"XFORWARD ADDR=192.0.2.1\r\nXFORWARD NAME=x.test\r\nMAIL FROM:<a@b>\r\n"
                        b"RCPT TO:<c@d>\r\nRCPT TO:<e@f> NOTIFY=NEVER\r\nRCPT TO:<g@h> BOGUS=1\r\n"
@@ -245,21 +251,16 @@ def test_batch_ahead_is_the_pipelined_batch_as_it_will_be_parsed() -> None:
     assert codec.batch_ahead() == []  # RCPT pending: nothing rides with it
 
 
-def test_batch_ahead_stops_where_the_sequence_would_be_refused() -> None:
-    codec = SmtpServerCodec()
-    codec.send(GREETING)
-    codec.receive_data(b"EHLO c\r\n")
-    codec.send(answer(codec.next_event()))  # type: ignore[arg-type]
-    codec.receive_data(b"MAIL FROM:<a@b>\r\nXFORWARD ADDR=192.0.2.1\r\nRCPT TO:<c@d>\r\n")
-    assert isinstance(codec.next_event(), Mail)
-    assert codec.batch_ahead() == []  # XFORWARD inside a transaction is refused
-    codec = SmtpServerCodec()
-    codec.send(GREETING)
-    codec.receive_data(b"EHLO c\r\n")
-    codec.send(answer(codec.next_event()))  # type: ignore[arg-type]
-    codec.receive_data(b"XFORWARD ADDR=192.0.2.1\r\nRCPT TO:<c@d>\r\nMAIL FROM:<a@b>\r\n")
-    assert isinstance(codec.next_event(), Xforward)
-    assert codec.batch_ahead() == []  # RCPT before MAIL is refused
+@pytest.mark.parametrize(("wire", "pending"), [
+    (b"MAIL FROM:<a@b>\r\nXFORWARD ADDR=192.0.2.1\r\nRCPT TO:<c@d>\r\n", Mail),  # XFORWARD in a transaction
+    (b"XFORWARD ADDR=192.0.2.1\r\nRCPT TO:<c@d>\r\nMAIL FROM:<a@b>\r\n", Xforward),  # RCPT before MAIL
+])
+def test_batch_ahead_stops_where_the_sequence_would_be_refused(wire: bytes,
+                                                                pending: type) -> None:
+    codec = greeted()
+    codec.receive_data(wire)
+    assert isinstance(codec.next_event(), pending)
+    assert codec.batch_ahead() == []
 
 
 def test_starttls_not_offered_is_not_implemented() -> None:
