@@ -10,11 +10,10 @@ from collections.abc import Sequence
 import pytest
 
 from mailseal.frontends.smtpproxy import replies
-from mailseal.frontends.smtpproxy import server as server_module
 from mailseal.frontends.smtpproxy.client_codec import NEED_DATA, ReplyReader
 from mailseal.frontends.smtpproxy.events import EndOfData, Event, Helo, Mail, Rcpt, Xforward
 from mailseal.frontends.smtpproxy.replies import Reply
-from mailseal.frontends.smtpproxy.server import SmtpConnection
+from mailseal.frontends.smtpproxy.server import PAUSE_READING_AT, SmtpConnection
 
 
 class Handler:
@@ -58,13 +57,13 @@ class Handler:
         self.closed += 1
 
 
-def converse(wire: bytes) -> tuple[list[Reply], Handler]:
+def converse(wire: bytes, *, pause_at: int = PAUSE_READING_AT) -> tuple[list[Reply], Handler]:
     handler = Handler()
 
     async def main() -> list[Reply]:
         def connection() -> SmtpConnection:
             return SmtpConnection(lambda peer: handler, max_size=0, idle_timeout=5,
-                                  stopping=asyncio.Event())
+                                  stopping=asyncio.Event(), pause_at=pause_at)
 
         server = await asyncio.get_running_loop().create_server(connection, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
@@ -113,12 +112,10 @@ def test_a_long_pipelined_batch_is_answered_whole_and_in_order() -> None:
     assert [r.code for r in got] == [220, 250, *[250] * 5000, 221]
 
 
-@pytest.mark.parametrize("pause_at", [1, server_module.PAUSE_READING_AT])
-def test_a_client_sending_more_than_we_take_is_paused_and_resumed(
-        pause_at: int, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("pause_at", [1, PAUSE_READING_AT])
+def test_a_client_sending_more_than_we_take_is_paused_and_resumed(pause_at: int) -> None:
     """Past ``pause_at`` octets ahead of the session, reading pauses (at 1: after every
     read) and resumes when the session has taken them; nothing is lost."""
-    monkeypatch.setattr(server_module, "PAUSE_READING_AT", pause_at)
     count = 60_000  # 360 KB of commands in one write
-    got, _ = converse(b"EHLO c\r\n" + b"NOOP\r\n" * count + b"QUIT\r\n")
+    got, _ = converse(b"EHLO c\r\n" + b"NOOP\r\n" * count + b"QUIT\r\n", pause_at=pause_at)
     assert len(got) == count + 3 and got[-1].code == 221

@@ -84,7 +84,8 @@ class SmtpConnection(asyncio.Protocol):
     def __init__(self, make_handler: Callable[[str | None], SmtpHandler], *, max_size: int,
                  idle_timeout: float, stopping: asyncio.Event,
                  tls: ssl.SSLContext | None = None,
-                 done: Callable[[SmtpConnection], None] | None = None) -> None:
+                 done: Callable[[SmtpConnection], None] | None = None,
+                 pause_at: int = PAUSE_READING_AT) -> None:
         self.make_handler = make_handler
         self.codec = SmtpServerCodec(max_size=max_size)
         self.idle_timeout = idle_timeout
@@ -92,6 +93,7 @@ class SmtpConnection(asyncio.Protocol):
         self.tls = tls
         self.tls_active = False
         self.done = done
+        self.pause_at = pause_at  # octets received ahead of the session before reading pauses
         self.waiting_idle = False  # blocked reading, between transactions
         self.task: asyncio.Task[None] | None = None
         self.transport: asyncio.Transport | None = None
@@ -127,7 +129,7 @@ class SmtpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.codec.receive_data(data)
         self._unread += len(data)
-        if self._unread > PAUSE_READING_AT and not self._read_paused and self.transport:
+        if self._unread > self.pause_at and not self._read_paused and self.transport:
             self._read_paused = True  # a client pushing more than we take: wait
             self.transport.pause_reading()
         self._wake()
