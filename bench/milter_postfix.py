@@ -3,7 +3,7 @@ dkimpy-milter?
 
 Run (as root, Postfix installed): ``.venv/bin/python bench/milter_postfix.py [--quick]``
 
-One private Postfix instance (``tests/mta.py``) on 127.0.0.1 relays everything to
+One private Postfix instance (``tests/mta/``) on 127.0.0.1 relays everything to
 Postfix's ``smtp-sink``, which dumps every message. ``smtp-source`` sends the same
 prepared message N times over S parallel sessions (one message per session, as an MX
 sees it). The run is timed from smtp-source's start until the sink has counted the

@@ -3,7 +3,7 @@ filter at all and next to mailseal's own milter, in the same run?
 
 Run (as root, Postfix installed): ``.venv/bin/python bench/proxy_postfix.py [--quick]``
 
-One private Postfix instance (``tests/mta.py``) relays to Postfix's ``smtp-sink``, which
+One private Postfix instance (``tests/mta/``) relays to Postfix's ``smtp-sink``, which
 dumps every message. ``smtp-source`` sends one prepared 180 KiB message 400 times over
 20 parallel sessions (one message per session, as an MX sees it), timed from its start
 until the sink has counted the last message. The services, all in one master.cf, are

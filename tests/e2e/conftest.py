@@ -1,4 +1,4 @@
-"""End-to-end fixtures: a capture sink and private Postfix instances (see mta.py).
+"""End-to-end fixtures: a capture sink and private Postfix instances (see the mta package).
 
 Tests that use them should skip when ``mta.missing_postfix()`` names a reason.
 """
