@@ -70,6 +70,7 @@ class Hop:
                                    "XFORWARD NAME ADDR HELO IDENT")
     refuse_rcpt: frozenset[str] = frozenset()
     refuse_mail: bool = False
+    mail_refusal: Reply = Reply(451, "4.3.0", "try later")  # a 421 also closes
     refuse_xforward: bool = False
     end_reply: Reply = DEFAULT_END
     hang: str = ""  # "greeting", "MAIL", "end"
@@ -161,7 +162,7 @@ class HopServer:
                 return Reply(550, "5.7.0", "XFORWARD not allowed")
             hop.xforward.append(event.decoded())
         if isinstance(event, Mail) and hop.refuse_mail:
-            return Reply(451, "4.3.0", "try later")
+            return hop.mail_refusal
         if isinstance(event, Rcpt) and event.address in hop.refuse_rcpt:
             return Reply(550, "5.1.1", f"<{event.address}>: no such user")
         if isinstance(event, Data):
@@ -465,6 +466,28 @@ def test_pipelined_batch_answered_in_order(tmp_path: Path, key_file: Path) -> No
     assert hop.commands[-1] == "ENDOFDATA"
     # The client's batch went on as a batch: both RCPTs came with MAIL, in one write.
     assert hop.pipelined == [2]
+
+
+def test_a_next_hop_closing_inside_a_pipelined_batch_ends_only_the_transaction(
+        tmp_path: Path, key_file: Path) -> None:
+    """Its 421 to MAIL reaches the client as 451 (the client's session goes on), and
+    what came after it in the batch never happened."""
+    hop = Hop(refuse_mail=True, mail_refusal=Reply(421, "4.3.2", "closing"))
+
+    async def test(p: Proxy) -> None:
+        client = await p.ready_client()
+        await client.send(b"MAIL FROM:<alice@example.com>\r\nRCPT TO:<a@x.org>\r\n"
+                          b"RCPT TO:<b@x.org>\r\nDATA\r\n")
+        replies = [await client.reply() for _ in range(4)]
+        assert str(replies[0]) == "451 4.3.2 closing"
+        assert [r.code for r in replies[1:]] == [503, 503, 503]
+        assert (await client.command("NOOP")).code == 250
+        hop.refuse_mail = False
+        assert (await client.transaction(message("after the 421")))[-1].code == 250
+    run_proxy(tmp_path, key_file, test, hop=hop)
+    # The 421 came on a connection that sat between commands: tried once more on a
+    # new one (refused again), then a third for the next transaction.
+    assert hop.pipelined == [2, 2, 0] and hop.connections == 3 and len(hop.messages) == 1
 
 
 def test_pipelined_rcpts_after_a_refused_mail_are_refused_and_go_nowhere(

@@ -206,15 +206,14 @@ class Relay:
             await wire.drain()
             for line in lines:
                 verb = line.partition(" ")[0].upper()
-                answers.append(await wire.read())
+                reply = self._closing(await wire.read())
+                answers.append(reply)
+                if not self.connected:  # a 421: what came after it never happened
+                    return answers + [reply] * (len(lines) - len(answers))
         except (OSError, TimeoutError, ReplyProtocolError) as exc:
             failure = self._fail(verb, exc)
             return answers + [failure] * (len(lines) - len(answers))
-        closing = [self._closing(reply) for reply in answers]
-        if not self.connected:  # a 421: what came after it never happened
-            first = next(i for i, r in enumerate(answers) if r.code == 421)
-            closing[first + 1:] = [closing[first]] * (len(lines) - first - 1)
-        return closing
+        return answers
 
     async def send_data(self, wire: Iterable[bytes]) -> Reply:
         """After 354: the content as it goes on the wire (dot-stuffed, ending with the
