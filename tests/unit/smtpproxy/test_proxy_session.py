@@ -26,9 +26,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from mailseal import api
 from mailseal.config.load import Config, build_config
 from mailseal.config.model import Listener
 from mailseal.dkim.keys import SigningKey
+from mailseal.dkim.publish import record_value
+from mailseal.dns.static import StaticResolver
 from mailseal.dns.types import Answer, Status
 from mailseal.frontends.daemon import Runtime
 from mailseal.frontends.smtpproxy.client_codec import NEED_DATA as REPLY_NEEDED
@@ -60,6 +63,9 @@ DEFAULT_GREETING = Reply(220, "", "hop.test ESMTP")
 DEFAULT_END = Reply(250, "2.0.0", "Ok: queued as HOP1")
 
 
+TRY_LATER = Reply(451, "4.3.0", "try later")
+
+
 @dataclass
 class Hop:
     """What the next hop does. ``hang`` names a step it never answers; ``drop_in_data``
@@ -70,7 +76,7 @@ class Hop:
                                    "XFORWARD NAME ADDR HELO IDENT")
     refuse_rcpt: frozenset[str] = frozenset()
     refuse_mail: bool = False
-    mail_refusal: Reply = Reply(451, "4.3.0", "try later")  # a 421 also closes
+    mail_refusal: Reply = TRY_LATER  # a 421 also closes
     refuse_xforward: bool = False
     end_reply: Reply = DEFAULT_END
     hang: str = ""  # "greeting", "MAIL", "end"
@@ -319,6 +325,24 @@ def run_proxy(tmp: Path, key_file: Path, test: Callable[[Proxy], Awaitable[None]
 
 
 # -- tests --------------------------------------------------------------------------------------
+
+
+def test_what_goes_on_with_data_verifies_bare_lf_and_dot_lines_included(
+        tmp_path: Path, key_file: Path, rsa_key: SigningKey) -> None:
+    """Signed on the DATA path (line ends made CRLF on the way in, dot-stuffed on the
+    way out): what the next hop gets verifies. (The BDAT path: the Postfix e2e tests.)"""
+    hop = Hop()
+    body = b"one\n.two\r\nthree\n\n..four\r\n"
+
+    async def test(p: Proxy) -> None:
+        client = await p.ready_client()
+        assert (await client.transaction(message("odd lines", body=body)))[-1].code == 250
+    run_proxy(tmp_path, key_file, test, hop=hop, signing={"internal_hosts": []})
+    got = hop.messages[0]
+    assert "DATA" in hop.commands
+    records = {"s._domainkey.example.com": record_value(rsa_key)}
+    results = api.verify(got, dns=StaticResolver.from_records(records))
+    assert [str(r.result) for r in results] == ["pass"], results
 
 
 def test_out_signs_whatever_the_client_address(tmp_path: Path, key_file: Path) -> None:

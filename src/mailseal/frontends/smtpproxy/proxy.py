@@ -323,9 +323,13 @@ class ProxySession:
         if directory is not None and not Path(directory).is_absolute() \
                 and not config.path.startswith("<"):
             directory = str(Path(config.path).parent / directory)
-        session = MessageSession(config, self._envelope(), self.runtime.resolver)
+        chunking = "CHUNKING" in self.relay.extensions
+        # With DATA the body is made CRLF on its way in (inflight.py): the session need
+        # not do it again. With BDAT it goes on as it came, and the session does.
+        session = MessageSession(config, self._envelope(), self.runtime.resolver,
+                                 crlf_body=not chunking)
         self.message = InFlight(session, Spool(p.spool_threshold, directory),
-                                chunking="CHUNKING" in self.relay.extensions)
+                                chunking=chunking)
         return replies.START_DATA
 
     def _envelope(self) -> Envelope:
