@@ -73,6 +73,12 @@ def build_config(data: dict[str, Any], source: str = "<config>") -> Config:
         db = _relative(source, settings.dmarc.report_db)
         settings = settings.model_copy(update={
             "dmarc": settings.dmarc.model_copy(update={"report_db": db})})
+    # So do the proxy's files: resolved here once, not by each user of the settings.
+    proxy = settings.proxy
+    files = {name: _relative(source, value) for name in ("spool_directory", "tls_cert", "tls_key")
+             if (value := getattr(proxy, name)) is not None}
+    if files:
+        settings = settings.model_copy(update={"proxy": proxy.model_copy(update=files)})
     networks = [ipaddress.ip_network(n, strict=False) for n in settings.signing.internal_hosts]
     if settings.signing.internal_hosts_file:
         networks += _read_hosts_file(source, _relative(source, settings.signing.internal_hosts_file))

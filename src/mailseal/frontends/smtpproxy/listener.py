@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from pathlib import Path
 
 from mailseal.config.load import Config, ConfigError
 from mailseal.config.model import Listener
@@ -22,10 +21,9 @@ def tls_context(config: Config) -> ssl.SSLContext | None:
     p = config.settings.proxy
     if p.tls_cert is None or p.tls_key is None:
         return None
-    base = Path(config.path).parent if not config.path.startswith("<") else Path()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
-        context.load_cert_chain(base / p.tls_cert, base / p.tls_key)
+        context.load_cert_chain(p.tls_cert, p.tls_key)  # made absolute by load_config
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"{config.path}: proxy.tls_cert/tls_key: {exc}") from None
     return context

@@ -35,7 +35,6 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from pathlib import Path
 from typing import Final
 
 from mailseal.frontends.daemon import Runtime
@@ -319,16 +318,12 @@ class ProxySession:
     async def data(self) -> Reply:
         config = self.configs(self.config)
         p = config.settings.proxy
-        directory = p.spool_directory
-        if directory is not None and not Path(directory).is_absolute() \
-                and not config.path.startswith("<"):
-            directory = str(Path(config.path).parent / directory)
         chunking = "CHUNKING" in self.relay.extensions
         # With DATA the body is made CRLF on its way in (inflight.py): the session need
         # not do it again. With BDAT it goes on as it came, and the session does.
         session = MessageSession(config, self._envelope(), self.runtime.resolver,
                                  crlf_body=not chunking)
-        self.message = InFlight(session, Spool(p.spool_threshold, directory),
+        self.message = InFlight(session, Spool(p.spool_threshold, p.spool_directory),
                                 chunking=chunking)
         return replies.START_DATA
 
