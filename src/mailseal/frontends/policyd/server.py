@@ -27,6 +27,7 @@ from mailseal.frontends.policyd.codec import (
     PolicyRequest,
 )
 from mailseal.log import log_message
+from mailseal.pipeline.policy import spf_checker
 from mailseal.results import Result
 from mailseal.spf.checker import SpfChecker
 from mailseal.spf.evaluate import SpfResult
@@ -43,15 +44,11 @@ class PolicyService:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._checker: SpfChecker | None = None
-        self._checker_for: object = None
 
     def checker(self) -> SpfChecker:
-        resolver = self.runtime.resolver
-        if self._checker is None or self._checker_for is not resolver:
-            self._checker = SpfChecker(resolver, receiver=self.runtime.config.authserv_id)
-            self._checker_for = resolver
-        return self._checker
+        """The pipeline's checker for the resolver and receiver in force (both can
+        change on reload; its parsed-record cache lasts as long as the resolver)."""
+        return spf_checker(self.runtime.resolver, self.runtime.config.authserv_id)
 
     async def decide(self, request: PolicyRequest) -> tuple[PolicyReply, str]:
         """The reply and, for the log, why."""
