@@ -77,6 +77,12 @@ def _resolve(spec: SignSpec) -> str:
         raise SignError(f"invalid signing domain {spec.domain!r}")
     if not valid_domain(spec.selector):
         raise SignError(f"invalid selector {spec.selector!r}")
+    if spec.identity is not None:  # RFC 6376 §3.5: i= within d= (a property of the spec)
+        auid_domain = spec.identity.rpartition("@")[2].lower()
+        domain = spec.domain.lower()
+        if "@" not in spec.identity or not (
+                auid_domain == domain or auid_domain.endswith("." + domain)):
+            raise SignError(f"identity {spec.identity!r} is not within {domain}")
     algorithm = (spec.algorithm or f"{spec.key.key_type}-sha256").lower()
     if algorithm not in ALGORITHMS:
         raise SignError(f"unknown algorithm {algorithm!r}")
@@ -142,11 +148,7 @@ class Signer:
             ("v", "1"), ("a", algorithm), ("c", f"{canon[0]}/{canon[1]}"),
             ("d", domain), ("s", spec.selector),
         ]
-        if spec.identity is not None:
-            auid_domain = spec.identity.rpartition("@")[2].lower()
-            if "@" not in spec.identity or not (
-                    auid_domain == domain or auid_domain.endswith("." + domain)):
-                raise SignError(f"identity {spec.identity!r} is not within {domain}")
+        if spec.identity is not None:  # checked with the spec (_resolve)
             tags.append(("i", qp_encode(spec.identity)))
         if spec.body_length:
             tags.append(("l", str(body_length)))

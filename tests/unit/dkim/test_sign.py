@@ -230,6 +230,16 @@ def test_bad_specs(rsa_key: SigningKey, kw: dict[str, str], match: str) -> None:
         sign_one(rsa_key, **kw)
 
 
+@pytest.mark.parametrize("identity", ["joe@example.org", ""])
+def test_an_identity_outside_d_is_refused_before_the_body(rsa_key: SigningKey,
+                                                          identity: str) -> None:
+    """A property of the spec: refused when the signer is made (a signing failure),
+    not after the whole body at finish (where the pipeline saw an internal error)."""
+    spec = SignSpec(domain="example.com", selector="sel", key=rsa_key, identity=identity)
+    with pytest.raises(SignError, match=r"not within example\.com"):
+        Signer(split_message(MSG)[0], [spec])
+
+
 @pytest.mark.parametrize("kw", [
     {"selector": "sel\r\nBcc: evil@example.net"},
     {"selector": "a;b"},
