@@ -23,7 +23,6 @@ from mailseal.message import (
     HeaderField,
     MessageError,
     iter_chunks,
-    parse_header_block,
     split_message,
     to_crlf,
 )
@@ -154,26 +153,16 @@ async def verify_file(
 
 def read_header(stream: BinaryIO) -> tuple[list[HeaderField], bytes]:
     """Read the header section from ``stream``; return the fields and the body bytes
-    read past it (CRLF already). Bounded by MAX_HEADER_BYTES."""
+    read past it (CRLF already). Bounded by MAX_HEADER_BYTES: the split and its
+    limits are ``split_message``'s, so a file and the same bytes agree."""
     buf = b""
     while True:
         block = stream.read(1 << 16)
         buf += block
         data = to_crlf(buf)
-        if data.startswith(b"\r\n"):
-            return [], data[2:]
-        at = data.find(b"\r\n\r\n")
-        if at > MAX_HEADER_BYTES:
-            raise MessageError(f"header section larger than {MAX_HEADER_BYTES} bytes")
-        if at >= 0:
-            return parse_header_block(data[:at]), data[at + 4 :]
-        if len(buf) > MAX_HEADER_BYTES:
-            raise MessageError(f"header section larger than {MAX_HEADER_BYTES} bytes")
-        if not block:
-            head = data.rstrip(b"\r\n")
-            if len(head) > MAX_HEADER_BYTES:
-                raise MessageError(f"header section larger than {MAX_HEADER_BYTES} bytes")
-            return parse_header_block(head), b""
+        if not block or data.startswith(b"\r\n") or b"\r\n\r\n" in data \
+                or len(buf) > MAX_HEADER_BYTES:
+            return split_message(data)
 
 
 def limits_result(detail: str) -> DkimResult:

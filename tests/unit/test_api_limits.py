@@ -95,6 +95,7 @@ def test_verify_file_any_read_split(ed_key: SigningKey, table: Table, record: Re
 @pytest.mark.parametrize("data", [
     b"", b"\r\n", b"\n\n", b"From: a\r\n", b"From: a", b"From: a\r\n\r\n", b"\r\nbody only\r\n",
     b"no colon at all", b"\r", b"From: a\r\n\r", b"From: a\n\nbody\n",
+    b"From: a\r", b"From: a\r\r\n",  # a CR at the end of a header-only message is kept
 ])
 def test_read_header_agrees_with_split_message(data: bytes) -> None:
     expected = split_message(data)
