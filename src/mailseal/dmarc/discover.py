@@ -190,13 +190,19 @@ class TreeWalker:
         return result
 
 
+#: Records parsed once per text and mode, across messages (results are frozen values):
+#: the same few records come back from the DNS cache for every message (as SPF's
+#: RecordCache does; parsing one took ~27 us, a third of a warm DMARC check).
+_parse_cached = functools.lru_cache(maxsize=1024)(parse_record)
+
+
 def _read(domain: str, mode: Mode, answer: Answer[bytes]) -> Lookup:
     if answer.status is Status.TEMPFAIL:
         return Lookup(domain, Outcome.TEMPFAIL, answer.status, error=answer.error or "DNS failure")
     records: list[DmarcRecord] = []
     other: list[str] = []
     for txt in answer.records:
-        parsed = parse_record(txt, mode)
+        parsed = _parse_cached(txt, mode)
         if isinstance(parsed, NotDmarc):
             other.append(parsed.reason)
         else:
