@@ -31,17 +31,32 @@ class Config:
     keys: dict[str, SigningKey] = field(default_factory=dict)
     internal_networks: tuple[Network, ...] = ()
     authserv_id: str = ""
+    # [policy] trusted_relays and [dmarc] trusted_forwarders, parsed once at load.
+    trusted_relays: tuple[Network, ...] = ()
+    trusted_forwarders: tuple[Network, ...] = ()
 
     def is_internal(self, address: str | None) -> bool:
-        if not address:
-            return False
-        try:
-            ip = ipaddress.ip_address(address.strip("[]").removeprefix("IPv6:"))
-        except ValueError:
-            return False
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        return any(ip in net for net in self.internal_networks)
+        return in_networks(address, self.internal_networks)
+
+    def is_trusted_relay(self, address: str | None) -> bool:
+        return in_networks(address, self.trusted_relays)
+
+    def is_trusted_forwarder(self, address: str | None) -> bool:
+        return in_networks(address, self.trusted_forwarders)
+
+
+def in_networks(address: str | None, networks: tuple[Network, ...]) -> bool:
+    """Whether ``address`` (as MTAs write it: ``192.0.2.1``, ``[2001:db8::1]``,
+    ``IPv6:2001:db8::1``, IPv4-mapped IPv6) lies in one of ``networks``."""
+    if not address or not networks:
+        return False
+    try:
+        ip = ipaddress.ip_address(address.strip("[]").removeprefix("IPv6:"))
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in net for net in networks)
 
 
 def load_config(path: str | Path) -> Config:
@@ -79,12 +94,18 @@ def build_config(data: dict[str, Any], source: str = "<config>") -> Config:
              if (value := getattr(proxy, name)) is not None}
     if files:
         settings = settings.model_copy(update={"proxy": proxy.model_copy(update=files)})
-    networks = [ipaddress.ip_network(n, strict=False) for n in settings.signing.internal_hosts]
+    networks = list(_networks(settings.signing.internal_hosts))
     if settings.signing.internal_hosts_file:
         networks += _read_hosts_file(source, _relative(source, settings.signing.internal_hosts_file))
     return Config(settings=settings, path=source, keys=keys,
                   internal_networks=tuple(networks),
-                  authserv_id=settings.server.authserv_id or socket.getfqdn())
+                  authserv_id=settings.server.authserv_id or socket.getfqdn(),
+                  trusted_relays=_networks(settings.policy.trusted_relays),
+                  trusted_forwarders=_networks(settings.dmarc.trusted_forwarders))
+
+
+def _networks(items: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(n, strict=False) for n in items)  # checked by the model
 
 
 def _relative(source: str, name: str) -> str:

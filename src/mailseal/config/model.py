@@ -29,17 +29,6 @@ def check_networks(value: tuple[str, ...]) -> tuple[str, ...]:
     return value
 
 
-def in_networks(address: str | None, networks: tuple[str, ...]) -> bool:
-    """Whether ``address`` (text) lies in one of ``networks`` (CIDR texts)."""
-    if not address or not networks:
-        return False
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in ipaddress.ip_network(n, strict=False) for n in networks)
-
-
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 from mailseal.authres.model import MethodResult
 from mailseal.config.load import Config
-from mailseal.config.model import in_networks
 from mailseal.dkim.verify import DkimResult
 from mailseal.dmarc.adsp import check_adsp, check_dk_policy
 from mailseal.dmarc.authres import adsp_method_result, dmarc_method_result
@@ -91,7 +90,7 @@ async def check_dmarc(config: Config, env: Envelope, fields: Sequence[HeaderFiel
         dk = await check_dk_policy(verdict.header_from, resolver, signed_domains=passed)
         out.entries.append(adsp_method_result(adsp, dk))
         out.trail.append(f"dkim-adsp={adsp.result.value} (informational)")
-    forwarder = in_networks(env.client_address, s.trusted_forwarders)
+    forwarder = config.is_trusted_forwarder(env.client_address)
     enforce = (s.enforce and verdict.result is Result.FAIL and not forwarder
                and verdict.policy in (Policy.REJECT, Policy.QUARANTINE))
     if enforce:

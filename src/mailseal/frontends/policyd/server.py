@@ -18,7 +18,7 @@ import socket
 import time
 from collections import OrderedDict
 
-from mailseal.config.model import Listener, in_networks
+from mailseal.config.model import Listener
 from mailseal.frontends.daemon import Runtime
 from mailseal.frontends.policyd.codec import (
     PolicyCodec,
@@ -59,7 +59,7 @@ class PolicyService:
         client = request.get("client_address")
         if s.skip_authenticated and request.get("sasl_username"):
             return DUNNO, f"authenticated as {request.get('sasl_username')!r}"
-        if in_networks(client, s.trusted_relays):
+        if config.is_trusted_relay(client):
             return DUNNO, f"client {client} is a trusted relay"
         try:
             result = await asyncio.wait_for(
