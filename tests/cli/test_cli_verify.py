@@ -190,14 +190,6 @@ USAGE_ERRORS = [
 
 
 @pytest.mark.parametrize(("options", "reason"), USAGE_ERRORS)
-def test_usage_errors_exit_2(cli: Cli, zone_file: Path, options: list[str],
-                             reason: str) -> None:
-    proc = cli("verify", *(o.format(zone=zone_file) for o in options), stdin=b"")
-    assert (proc.returncode, proc.stdout) == (2, b"")
-    assert reason in proc.stderr.decode()
-
-
-@pytest.mark.parametrize(("options", "reason"), USAGE_ERRORS)
 def test_usage_errors_are_one_error_line(cli: Cli, error_of: Callable[[Any], str],
                                          zone_file: Path, options: list[str],
                                          reason: str) -> None:

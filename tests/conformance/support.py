@@ -144,10 +144,6 @@ def dkimpy_verify(message: bytes, server: ZoneServer, count: int) -> list[bool]:
 # --- results -------------------------------------------------------------------------
 
 
-def words(results: Iterable[DkimResult]) -> list[str]:
-    return [r.result.value for r in results]
-
-
 def verdicts(results: Iterable[DkimResult]) -> list[tuple[str, str]]:
     """(RFC 8601 word, mailseal reason) per signature, for readable assertions."""
     return [(r.result.value, r.reason.name) for r in results]

@@ -75,10 +75,6 @@ class PeerResult:
     result: str
     detail: str = ""
 
-    @property
-    def ok(self) -> bool:
-        return self.result == "pass"
-
 
 class PeerError(AssertionError):
     """The peer program failed outright (not a verification verdict)."""

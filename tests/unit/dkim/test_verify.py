@@ -70,10 +70,6 @@ def expect(result: DkimResult, reason: Reason) -> None:
     assert result.result is reason.result
 
 
-def body_of(message: bytes) -> bytes:
-    return split_message(message)[1]
-
-
 # --- round trips -------------------------------------------------------------
 
 

@@ -52,8 +52,7 @@ def txt(resolver: DnsResolver, name: str) -> Answer[bytes]:
 
 
 def test_it_is_a_full_resolver() -> None:
-    resolver: FullResolver = DnsResolver(["127.0.0.1:53"])
-    assert resolver is not None
+    assert isinstance(DnsResolver(["127.0.0.1:53"]), FullResolver)  # runtime_checkable
 
 
 def test_multi_string_txt_is_joined(zone_server: StartServer) -> None:

@@ -47,8 +47,7 @@ TABLE: dict[str, Any] = {
 
 
 def test_it_is_a_full_resolver() -> None:
-    resolver: FullResolver = StaticResolver.from_records({})
-    assert resolver is not None
+    assert isinstance(StaticResolver.from_records({}), FullResolver)  # runtime_checkable
 
 
 def test_txt_forms_and_special_values() -> None:
