@@ -64,7 +64,6 @@ class ServerSettings(_Model):
     max_message_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     workers: int = Field(default=1, ge=1, le=64)  # processes sharing the listeners
     pid_file: str | None = None
-    metrics_address: str | None = None  # "127.0.0.1:9465" serves Prometheus metrics
 
 
 class Listener(_Model):

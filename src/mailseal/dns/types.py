@@ -39,7 +39,6 @@ class Answer(Generic[T]):
         return self.status is Status.OK
 
 
-TxtAnswer = Answer[bytes]
 
 
 class Resolver(Protocol):

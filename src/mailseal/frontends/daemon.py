@@ -31,7 +31,6 @@ class Runtime:
         self.config = config if config is not None else load_config(path)
         self.resolver = make_resolver(self.config)
         self.stopping = asyncio.Event()
-        self.reloads = 0
 
     def setup_logging(self) -> None:
         s = self.config.settings.server
@@ -47,7 +46,6 @@ class Runtime:
         if new.settings.dns != self.config.settings.dns:
             self.resolver = make_resolver(new)
         self.config = new
-        self.reloads += 1
         self.setup_logging()
         log.info("configuration reloaded from %s", self.path)
         return True

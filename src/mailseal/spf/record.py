@@ -91,8 +91,6 @@ class Kind(enum.StrEnum):
 
 _KINDS = {k.value: k for k in Kind}
 
-#: RFC 7208 §4.6.4: the terms that cause DNS queries (redirect is counted too).
-DNS_KINDS = frozenset({Kind.INCLUDE, Kind.A, Kind.MX, Kind.PTR, Kind.EXISTS})
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

@@ -253,7 +253,3 @@ Reply: TypeAlias = (
     Continue | Accept | Reject | TempFail | Discard | Progress | ReplyCode | AddHeader
     | InsertHeader | ChangeHeader | Quarantine | OptionNegotiateReply
 )
-#: Replies that end the MTA's wait for the current command.
-VERDICTS: Final = (Continue, Accept, Reject, TempFail, Discard, ReplyCode)
-#: Message edits, valid only before the verdict at end of message.
-EDITS: Final = (AddHeader, InsertHeader, ChangeHeader, Quarantine)

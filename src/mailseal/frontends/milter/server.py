@@ -38,7 +38,13 @@ from mailseal.frontends.milter.events import (
     QuitNewConnection,
     RcptTo,
 )
-from mailseal.frontends.milter.protocol import SMFIF, SMFIM, SMFIP, MilterProtocolError
+from mailseal.frontends.milter.protocol import (
+    NO_REPLY,
+    SMFIF,
+    SMFIM,
+    SMFIP,
+    MilterProtocolError,
+)
 from mailseal.frontends.milter.replies import (
     Accept,
     ChangeHeader,
@@ -57,8 +63,6 @@ from mailseal.pipeline.session import MessageSession
 log = logging.getLogger("mailseal.milter")
 
 ACTIONS = int(SMFIF.ADDHDRS | SMFIF.CHGHDRS | SMFIF.QUARANTINE)
-NO_REPLY = int(SMFIP.NR_CONN | SMFIP.NR_HELO | SMFIP.NR_MAIL | SMFIP.NR_RCPT | SMFIP.NR_DATA
-               | SMFIP.NR_UNKN | SMFIP.NR_EOH | SMFIP.NR_HDR | SMFIP.NR_BODY)
 SKIP_STEPS = int(SMFIP.NOUNKNOWN | SMFIP.NODATA)
 OPTIONS = int(SMFIP.HDR_LEADSPC | SMFIP.MDS_1M)
 MACROS = {

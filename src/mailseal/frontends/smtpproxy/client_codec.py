@@ -35,10 +35,6 @@ class ReplyReader:
     def receive_data(self, data: bytes) -> None:
         self._buffer += data
 
-    @property
-    def buffered(self) -> bool:
-        return bool(self._buffer) or bool(self._lines)
-
     def next_reply(self) -> Reply | _NeedData:
         buf = self._buffer
         while True:

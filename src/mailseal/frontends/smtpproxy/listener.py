@@ -37,7 +37,6 @@ class ProxyListener:
         host, port = Listener.parse_relay(listener.relay)
         hostname = config.settings.proxy.hostname or socket.getfqdn()
         self.runtime = runtime
-        self.listener = listener
         self.route = Route(listener.role, host, port, hostname)
         self.configs = RoleConfigs(listener.role)
         self.tls = tls_context(config)

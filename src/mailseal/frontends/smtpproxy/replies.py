@@ -53,10 +53,6 @@ class Reply:
         """2xx or 3xx: the command was accepted (RFC 5321 §4.2.1)."""
         return self.code < 400
 
-    @property
-    def transient(self) -> bool:
-        return 400 <= self.code < 500
-
     def lines(self) -> list[str]:
         prefix = f"{self.enhanced} " if self.enhanced else ""
         return [f"{prefix}{text}" if text or prefix else "" for text in (self.text, *self.more)]
