@@ -151,14 +151,18 @@ def parse_header_block(head: bytes, *,
     return fields
 
 
+def field_lines(head: bytes) -> list[bytes]:
+    """The lines of a CRLF header block (without its final CRLF), each folded line
+    joined to its field: what ``parse_header_block`` reads fields from, fields or not."""
+    return _FIELD_BREAK.split(head) if head else []
+
+
 def parse_fields_py(head: bytes, cls: type[HeaderField] = HeaderField) -> list[HeaderField]:
     """``parse_header_block`` without the count limit, in Python (the reference for
     the C accelerator ``mailseal.dkim._canon.parse_fields``)."""
-    if not head:
-        return []
     fields: list[HeaderField] = []
     make = tuple.__new__  # HeaderField(name, value) without a Python-level call per field
-    for raw in _FIELD_BREAK.split(head):
+    for raw in field_lines(head):
         name, sep, value = raw.partition(b":")
         lname = name.strip().lower()
         if sep and lname:

@@ -27,7 +27,7 @@ from mailseal.dkim.report import best, dkim_method_results
 from mailseal.dkim.sign import Signer, SignError
 from mailseal.dkim.verify import Verifier, VerifyPolicy
 from mailseal.dns.types import Answer, Resolver
-from mailseal.message import CrlfStream, HeaderField, to_crlf
+from mailseal.message import MAX_HEADER_BYTES, CrlfStream, HeaderField, to_crlf
 from mailseal.pipeline.model import Action, Decision, Envelope, HeaderEdit, Role
 from mailseal.pipeline.policy import check_dmarc, check_spf
 from mailseal.pipeline.role import RoleChoice, choose_role
@@ -40,8 +40,6 @@ log = logging.getLogger("mailseal.pipeline")
 SEVERITY = {Action.ACCEPT: 0, Action.QUARANTINE: 1, Action.TEMPFAIL: 2, Action.REJECT: 3,
             Action.DISCARD: 3}
 
-#: Header data kept per message; beyond it the message is judged on what was kept.
-MAX_HEADER_BYTES = 1024 * 1024
 
 
 class MessageSession:

@@ -9,9 +9,8 @@ from mailseal.frontends.smtpproxy.client_codec import (
     NEED_DATA,
     ReplyProtocolError,
     ReplyReader,
-    ehlo_keywords,
 )
-from mailseal.frontends.smtpproxy.replies import Reply
+from mailseal.frontends.smtpproxy.replies import Reply, ehlo_keywords
 from mailseal.pipeline import model
 
 

@@ -11,14 +11,16 @@ the pipeline. Lines that are no field (an mbox ``From `` line) are kept, not jud
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
-from typing import Final
 
-from mailseal.message import MAX_HEADER_BYTES, HeaderField, parse_header_block, to_crlf
+from mailseal.message import (
+    MAX_HEADER_BYTES,
+    HeaderField,
+    field_lines,
+    parse_header_block,
+    to_crlf,
+)
 from mailseal.pipeline.model import HeaderEdit
-
-_FIELD_BREAK: Final = re.compile(rb"\r\n(?![ \t])")
 
 
 class HeaderSplitter:
@@ -70,9 +72,7 @@ class HeaderSplitter:
 
 def raw_fields(header: bytes) -> list[bytes]:
     """The header block's lines, folded lines joined to their field; no final CRLF."""
-    if not header:
-        return []
-    return _FIELD_BREAK.split(header.removesuffix(b"\r\n"))
+    return field_lines(header.removesuffix(b"\r\n"))
 
 
 def field_of(raw: bytes) -> HeaderField | None:

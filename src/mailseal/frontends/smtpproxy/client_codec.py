@@ -60,14 +60,3 @@ class ReplyReader:
             if last:
                 lines, self._lines = self._lines, []
                 return Reply.from_lines(lines)
-
-
-def ehlo_keywords(reply: Reply) -> dict[str, str]:
-    """RFC 5321 §4.1.1.1: the lines after the first of a 250 EHLO reply are
-    ``keyword [SP parameters]``; keywords are case-insensitive."""
-    out: dict[str, str] = {}
-    for line in reply.more:
-        keyword, _, params = line.strip().partition(" ")
-        if keyword:
-            out[keyword.upper()] = params.strip()
-    return out

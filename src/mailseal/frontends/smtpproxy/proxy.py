@@ -55,6 +55,7 @@ from mailseal.frontends.smtpproxy.replies import Reply
 from mailseal.frontends.smtpproxy.roles import OUT_DAEMON, RoleConfigs
 from mailseal.frontends.smtpproxy.spool import Spool
 from mailseal.log import log_message
+from mailseal.message import find_fields
 from mailseal.pipeline.model import DEFAULT_REPLIES, Action, Decision, Envelope, HeaderEdit, Role
 from mailseal.pipeline.session import MessageSession
 
@@ -403,7 +404,7 @@ class ProxySession:
         if self.route.role == "in" and d.role is Role.VERIFY \
                 and m.session.config.settings.proxy.x_dkim_authentication_results:
             name = "X-DKIM-Authentication-Results"
-            count = sum(f.lname == name.lower().encode() for f in m.session.fields)
+            count = len(find_fields(m.session.fields, name.encode()))
             out += [HeaderEdit(name, remove=True, index=i) for i in range(1, count + 1)]
             result = str(d.summary.get("result", "none"))
             word = result if result in ("pass", "none") else "fail"

@@ -26,9 +26,8 @@ from mailseal.frontends.smtpproxy.client_codec import (
     NEED_DATA,
     ReplyProtocolError,
     ReplyReader,
-    ehlo_keywords,
 )
-from mailseal.frontends.smtpproxy.replies import Reply
+from mailseal.frontends.smtpproxy.replies import Reply, ehlo_keywords
 
 WRITE_BLOCK = 256 * 1024
 

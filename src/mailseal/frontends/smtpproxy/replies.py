@@ -88,6 +88,17 @@ class Reply:
         return cls(code, enhanced, texts[0], tuple(texts[1:]))
 
 
+def ehlo_keywords(reply: Reply) -> dict[str, str]:
+    """RFC 5321 §4.1.1.1: the lines after the first of a 250 EHLO reply are
+    ``keyword [SP parameters]``; keywords are case-insensitive."""
+    out: dict[str, str] = {}
+    for line in reply.more:
+        keyword, _, params = line.strip().partition(" ")
+        if keyword:
+            out[keyword.upper()] = params.strip()
+    return out
+
+
 @lru_cache(maxsize=256)
 def wire(reply: Reply) -> bytes:
     """``reply.to_bytes()``, remembered: most replies are the same few every time."""

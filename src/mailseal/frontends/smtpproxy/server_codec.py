@@ -337,11 +337,7 @@ class SmtpServerCodec:
         elif isinstance(event, Helo) and reply.code == 250:
             self.greeted = True
             self._reset()
-            self.extensions = {}
-            if event.extended:
-                for line in reply.more:
-                    keyword, _, params = line.partition(" ")
-                    self.extensions[keyword.upper()] = params
+            self.extensions = replies.ehlo_keywords(reply) if event.extended else {}
         elif isinstance(event, Mail) and reply.positive:
             self.in_transaction = True
             self.recipients = 0
