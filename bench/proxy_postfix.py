@@ -63,8 +63,10 @@ from _harness import (
     fields_named,
     machine_ticks,
     postfix_cpu_seconds,
+    postsuper_delete_all,
     process_tree,
     read_dump,
+    txt_strings,
 )
 from daemons import MailsealProcess
 from dkim_throughput import DOMAIN, RSA_SELECTOR, make_message
@@ -149,7 +151,7 @@ class Bench:
         self.key_file = keys / "bench-rsa.pem"
         write_private_key(self.key_file, generate_key("rsa"))
         value = record_value(load_key(self.key_file))
-        strings = " ".join(f'"{value[i:i + 250]}"' for i in range(0, len(value), 250))
+        strings = txt_strings(value)
         # The parent zone too: DMARC's tree walk (RFC 9989) ends at the TLD, whose
         # NXDOMAIN a resolver caches; a server that refused it would cost a query per message.
         self.dns = ZoneServer(make_zone(DOMAIN, f"{RSA_SELECTOR}._domainkey TXT "
@@ -254,8 +256,7 @@ sign_authenticated = false
             self._measure(result, sessions)
         except (BenchError, PostfixError, TimeoutError, subprocess.TimeoutExpired) as exc:
             result.error = f"{type(exc).__name__}: {exc}"[:1500]
-            subprocess.run(["postsuper", "-c", str(self.postfix.config_dir), "-d", "ALL"],
-                           capture_output=True, check=False)
+            postsuper_delete_all(self.postfix.config_dir)
             time.sleep(1)
             self.expected = self.sink.messages
         return result
