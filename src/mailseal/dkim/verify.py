@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from mailseal.dkim.bodyhash import BodyHashes
 from mailseal.dkim.crypto import verify_digest
-from mailseal.dkim.headers import header_digest
+from mailseal.dkim.headers import FieldIndex, header_digest, index_fields
 from mailseal.dkim.reasons import Reason
 from mailseal.dkim.record import KeyRecord, KeyRecordError, parse_key_record
 from mailseal.dkim.signature import BadSignature, Signature, parse_signature
@@ -73,6 +73,7 @@ class Verifier:
         self.policy = policy or VerifyPolicy()
         self._fields = list(fields)
         self._bodies = BodyHashes()
+        self._index: FieldIndex | None = None  # by name, made once for all signatures
         self.skipped = 0  # signatures past max_signatures
         self.signatures: list[Signature | BadSignature] = []
         for index, field in enumerate(self._fields):
@@ -177,8 +178,10 @@ class Verifier:
             return Reason.KEY_TOO_SMALL
         if not body_ok:
             return Reason.BODY_HASH_MISMATCH
+        if self._index is None:
+            self._index = index_fields(self._fields)
         digest = header_digest(self._fields, sig.h, sig.c[0], sig.hash_name,
-                               sig.b_stripped_field())
+                               sig.b_stripped_field(), self._index)
         if not verify_digest(record.key, sig.hash_name, digest, sig.b):
             return Reason.SIGNATURE_MISMATCH
         return Reason.PASS
