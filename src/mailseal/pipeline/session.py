@@ -109,17 +109,34 @@ class MessageSession:
     # -- decision -----------------------------------------------------------
 
     async def finish(self) -> Decision:
-        """Judge the message. Never raises: an internal error becomes the configured
-        ``on_internal_error`` action (tempfail by default), with its reason."""
+        """Judge the message within ``[server] message_timeout``. Never raises: past
+        the limit the message is tempfailed (no reply of our own: the frontend's
+        default), an internal error becomes the configured ``on_internal_error``
+        action (tempfail by default); either with its reason."""
+        limit = self.config.settings.server.message_timeout
         try:
-            return await self._finish()
-        except Exception as exc:  # a bug must not lose mail nor accept it silently
-            log.exception("internal error judging message %s", self.envelope.queue_id or "-")
-            action, reply = reply_for(self.config.settings.verify.on_internal_error)
+            async with asyncio.timeout(limit) as deadline:
+                return await self._finish()
+        except TimeoutError as exc:
+            if not deadline.expired():
+                return self._internal_error(exc)
+            log.warning("message %s: not judged within %g s; tempfail",
+                        self.envelope.queue_id or "-", limit)
             role = self._choice.role if self._choice else Role.VERIFY
-            return Decision(action, role, reply,
-                            trail=(*self._trail(), f"internal error: {type(exc).__name__}: {exc}"),
-                            summary={"result": "internal-error"})
+            return Decision(Action.TEMPFAIL, role, None,
+                            trail=(*self._trail(), f"not judged within {limit:g} s"),
+                            summary={"result": "timeout"})
+        except Exception as exc:  # a bug must not lose mail nor accept it silently
+            return self._internal_error(exc)
+
+    def _internal_error(self, exc: Exception) -> Decision:
+        log.error("internal error judging message %s", self.envelope.queue_id or "-",
+                  exc_info=exc)
+        action, reply = reply_for(self.config.settings.verify.on_internal_error)
+        role = self._choice.role if self._choice else Role.VERIFY
+        return Decision(action, role, reply,
+                        trail=(*self._trail(), f"internal error: {type(exc).__name__}: {exc}"),
+                        summary={"result": "internal-error"})
 
     def _trail(self) -> tuple[str, ...]:
         return self._choice.trail if self._choice else ()

@@ -201,6 +201,43 @@ def test_internal_error_becomes_tempfail_not_crash(keys: Any, dns: ZoneServer) -
     assert "internal error: RuntimeError: resolver bug" in decision.trail[-1]
 
 
+class HangingResolver:
+    async def txt(self, name: str) -> Answer[bytes]:
+        await asyncio.sleep(30)
+        raise AssertionError("the message limit did not stop this")
+
+
+class TimingOutResolver:
+    async def txt(self, name: str) -> Answer[bytes]:
+        raise TimeoutError("a timeout of its own, not the message limit")
+
+
+def _judged(config: Config, resolver: object, message: bytes) -> Decision:
+    fields, body = split_message(message)
+    session = MessageSession(config, OUTSIDE, resolver)  # type: ignore[arg-type]
+    for f in fields:
+        session.header(f.name, f.value)
+    session.body(body)
+    return asyncio.run(session.finish())
+
+
+def test_a_message_not_judged_in_time_is_tempfailed_with_its_role(
+        keys: Any, dns: ZoneServer) -> None:
+    """The limit is the session's (milter and proxy alike): no reply of its own, so
+    each frontend gives its default tempfail; the role and trail are the message's."""
+    signed = _signed(keys, dns, ["rsa"])
+    config = make_config(keys, dns, server={"message_timeout": 0.2})
+    decision = _judged(config, HangingResolver(), signed)
+    assert (decision.action, decision.role, decision.reply) == (
+        Action.TEMPFAIL, Role.VERIFY, None)
+    assert decision.summary["result"] == "timeout"
+    assert decision.trail[-1] == "not judged within 0.2 s"
+    # A TimeoutError that is not the limit is an internal error, said as such.
+    decision = _judged(config, TimingOutResolver(), signed)
+    assert decision.summary["result"] == "internal-error"
+    assert "internal error: TimeoutError" in decision.trail[-1]
+
+
 def test_header_flood_is_bounded(keys: Any, dns: ZoneServer) -> None:
     flood = b"".join(b"X-Junk: %d\r\n" % i for i in range(5000)) + _signed(keys, dns, ["rsa"])
     decision = run(make_config(keys, dns), OUTSIDE, flood, dns)

@@ -28,7 +28,6 @@ Next-hop connections are kept between clients (relay.RelayPool).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections import deque
@@ -351,7 +350,7 @@ class ProxySession:
                 await self._reset_relay()
                 return replies.TOO_BIG
             m.end(event.dot_lines)
-            decision = await self._judge(m.session)
+            decision = await m.session.finish()  # within message_timeout
             reply = await self._deliver(m, decision)
             self._log(m, decision, reply, event.size)
             return reply
@@ -359,16 +358,6 @@ class ProxySession:
             if m is not None:
                 m.close()
             self._end_transaction()
-
-    async def _judge(self, session: MessageSession) -> Decision:
-        limit = session.config.settings.server.message_timeout
-        try:
-            async with asyncio.timeout(limit):
-                return await session.finish()
-        except TimeoutError:
-            return Decision(Action.TEMPFAIL, Role.VERIFY, DEFAULT_REPLIES[Action.TEMPFAIL],
-                            trail=(f"not judged within {limit:g} s",),
-                            summary={"result": "timeout"})
 
     async def _deliver(self, m: InFlight, d: Decision) -> Reply:
         if d.action in (Action.REJECT, Action.TEMPFAIL):
