@@ -80,23 +80,23 @@ def build_config(data: dict[str, Any], source: str = "<config>") -> Config:
     keys: dict[str, SigningKey] = {}
     for index, entry in enumerate(settings.keys):
         try:
-            keys[entry.name] = load_key(_relative(source, entry.file))
+            keys[entry.name] = load_key(config_relative(source, entry.file))
         except KeyFileError as exc:
             raise ConfigError(f"{source}: keys[{index}].file ({entry.name}): {exc}") from None
     if settings.dmarc.report_db and not source.startswith("<"):
         # Like key files, a relative report database lives beside the configuration.
-        db = _relative(source, settings.dmarc.report_db)
+        db = config_relative(source, settings.dmarc.report_db)
         settings = settings.model_copy(update={
             "dmarc": settings.dmarc.model_copy(update={"report_db": db})})
     # So do the proxy's files: resolved here once, not by each user of the settings.
     proxy = settings.proxy
-    files = {name: _relative(source, value) for name in ("spool_directory", "tls_cert", "tls_key")
+    files = {name: config_relative(source, value) for name in ("spool_directory", "tls_cert", "tls_key")
              if (value := getattr(proxy, name)) is not None}
     if files:
         settings = settings.model_copy(update={"proxy": proxy.model_copy(update=files)})
     networks = list(_networks(settings.signing.internal_hosts))
     if settings.signing.internal_hosts_file:
-        networks += _read_hosts_file(source, _relative(source, settings.signing.internal_hosts_file))
+        networks += _read_hosts_file(source, config_relative(source, settings.signing.internal_hosts_file))
     return Config(settings=settings, path=source, keys=keys,
                   internal_networks=tuple(networks),
                   authserv_id=settings.server.authserv_id or socket.getfqdn(),
@@ -108,7 +108,10 @@ def _networks(items: tuple[str, ...]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(n, strict=False) for n in items)  # checked by the model
 
 
-def _relative(source: str, name: str) -> str:
+def config_relative(source: str, name: str) -> str:
+    """A path setting of the configuration read from ``source``: a relative one is
+    relative to the folder of ``source`` as given (a symlinked file's link, not its
+    target: what the daemon reads); ``<...>`` sources have no folder."""
     path = Path(name)
     if path.is_absolute() or source.startswith("<"):
         return str(path)

@@ -17,7 +17,7 @@ import tempfile
 import tomllib
 from pathlib import Path
 
-from mailseal.config.load import ConfigError, load_config
+from mailseal.config.load import ConfigError, build_config
 
 _HEADER = re.compile(r"[ \t]*\[")  # a table or array-of-tables header starts a block
 _KEYS_HEADER = re.compile(r"[ \t]*\[\[[ \t]*keys[ \t]*\]\][ \t]*(#.*)?\r?\n?\Z")
@@ -81,9 +81,9 @@ def _prove(before: str, after: str, index: int, selector: str, file: str, source
 
 
 def replace_config(path: str | Path, text: str) -> None:
-    """Validate ``text`` as the configuration at ``path`` (by loading it, key files and
-    all, from a temporary file beside it, so relative paths mean the same), then put it
-    in place atomically with the old file's mode (and owner, when we may)."""
+    """Validate ``text`` as the configuration at ``path`` (key files and all, relative
+    paths read beside ``path`` as the daemon reads them, a symlink's link included),
+    then put it in place atomically with the old file's mode (and owner, when we may)."""
     target = Path(path).resolve()  # edit the file a symlink points to, keep the link
     mode = target.stat().st_mode & 0o7777
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".toml", dir=target.parent)
@@ -94,11 +94,10 @@ def replace_config(path: str | Path, text: str) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         try:
-            load_config(tmp)
-        except ConfigError as exc:
-            message = str(exc).replace(tmp, str(target))
+            build_config(tomllib.loads(text), str(path))
+        except (ConfigError, tomllib.TOMLDecodeError) as exc:
             raise ConfigEditError(f"the edited configuration does not load, left unchanged: "
-                                  f"{message}") from None
+                                  f"{exc}") from None
         _keep_owner(tmp, target)
         os.replace(tmp, target)
     except BaseException:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from mailseal.config.load import ConfigError, load_config
+from mailseal.config.load import ConfigError, config_relative, load_config
 from mailseal.config.model import KeyEntry, Settings
 from mailseal.dkim.keys import KeyFileError, SigningKey, check_permissions, load_key
 
@@ -57,13 +57,11 @@ def read_settings(path: str | Path) -> Settings:
 
 
 def inspect_keys(settings: Settings, config_path: str | Path) -> list[KeyFile]:
-    base = Path(config_path).resolve().parent
-    return [_inspect(entry, base) for entry in settings.keys]
+    return [_inspect(entry, Path(config_relative(str(config_path), entry.file)))
+            for entry in settings.keys]
 
 
-def _inspect(entry: KeyEntry, base: Path) -> KeyFile:
-    path = Path(entry.file)
-    path = path if path.is_absolute() else base / path
+def _inspect(entry: KeyEntry, path: Path) -> KeyFile:
     try:
         st = os.stat(path)
     except OSError as exc:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from mailseal.config.load import Config
+from mailseal.config.load import Config, config_relative
 from mailseal.config.model import KeyEntry, Settings
 from mailseal.dkim.publish import key_name
 from mailseal.keys.configedit import replace_config, set_key_entry
@@ -124,8 +124,7 @@ def in_progress(rollovers: list[Rollover], key: str) -> Rollover | None:
 
 def key_path(config: Config, file: str) -> Path:
     """A [[keys]] file setting as a path: relative ones are relative to the config."""
-    path = Path(file)
-    return path if path.is_absolute() else Path(config.path).resolve().parent / path
+    return Path(config_relative(config.path, file))
 
 
 def start(config: Config, domain: str, *, name: str | None = None, selector: str | None = None,
