@@ -72,7 +72,15 @@ def load_config(path: str | Path) -> Config:
     return build_config(data, str(p))
 
 
-def build_config(data: dict[str, Any], source: str = "<config>") -> Config:
+def build_config(data: dict[str, Any], source: str = "<config>", *,
+                 base: Path | None = None) -> Config:
+    """``source`` names the configuration in errors; relative path settings are
+    relative to its folder (``config_relative``), or to ``base`` when given (text that
+    is not a file yet, e.g. an import being checked)."""
+
+    def rel(name: str) -> str:
+        return config_relative(source, name) if base is None else str(base / name)
+
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
@@ -80,23 +88,23 @@ def build_config(data: dict[str, Any], source: str = "<config>") -> Config:
     keys: dict[str, SigningKey] = {}
     for index, entry in enumerate(settings.keys):
         try:
-            keys[entry.name] = load_key(config_relative(source, entry.file))
+            keys[entry.name] = load_key(rel(entry.file))
         except KeyFileError as exc:
             raise ConfigError(f"{source}: keys[{index}].file ({entry.name}): {exc}") from None
-    if settings.dmarc.report_db and not source.startswith("<"):
+    if settings.dmarc.report_db and (base is not None or not source.startswith("<")):
         # Like key files, a relative report database lives beside the configuration.
-        db = config_relative(source, settings.dmarc.report_db)
+        db = rel(settings.dmarc.report_db)
         settings = settings.model_copy(update={
             "dmarc": settings.dmarc.model_copy(update={"report_db": db})})
     # So do the proxy's files: resolved here once, not by each user of the settings.
     proxy = settings.proxy
-    files = {name: config_relative(source, value) for name in ("spool_directory", "tls_cert", "tls_key")
+    files = {name: rel(value) for name in ("spool_directory", "tls_cert", "tls_key")
              if (value := getattr(proxy, name)) is not None}
     if files:
         settings = settings.model_copy(update={"proxy": proxy.model_copy(update=files)})
     networks = list(_networks(settings.signing.internal_hosts))
     if settings.signing.internal_hosts_file:
-        networks += _read_hosts_file(source, config_relative(source, settings.signing.internal_hosts_file))
+        networks += _read_hosts_file(source, rel(settings.signing.internal_hosts_file))
     return Config(settings=settings, path=source, keys=keys,
                   internal_networks=tuple(networks),
                   authserv_id=settings.server.authserv_id or socket.getfqdn(),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from mailseal.config.load import ConfigError, build_config
@@ -33,7 +35,9 @@ def import_opendkim_cmd(conf: str, check: bool) -> None:
         import tomllib
 
         try:
-            build_config(tomllib.loads(result.toml), f"(imported from {conf})")
+            # Relative KeyFile paths as OpenDKIM's configuration meant them: beside it.
+            build_config(tomllib.loads(result.toml), f"(imported from {conf})",
+                         base=Path(conf).parent)
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None
     click.echo(result.toml, nl=False)
