@@ -147,6 +147,18 @@ def test_postfix_config_milter_lines(cli: Cli, tmp_path: Path, address: str, que
     assert "milter_default_action = tempfail" in lines
 
 
+def test_postfix_config_needs_no_readable_key(cli: Cli, tmp_path: Path) -> None:
+    """It reads the listeners only: a user who may not read the 0600 keys (or a key
+    not made yet) still gets the lines."""
+    path = tmp_path / "mailseal.toml"
+    path.write_text('[[listeners]]\nkind = "milter"\naddress = "inet:127.0.0.1:8891"\n'
+                    '[[keys]]\nname = "k"\ndomain = "example.com"\nselector = "s"\n'
+                    'file = "keys/not-there.private"\n')
+    proc = cli("postfix-config", "-c", path, "--mode", "milter")
+    assert (proc.returncode, proc.stderr) == (0, b"")
+    assert "smtpd_milters = inet:127.0.0.1:8891" in proc.stdout.decode().splitlines()
+
+
 def test_postfix_config_without_milter_listener(cli: Cli, error_of: ErrorOf,
                                                 tmp_path: Path) -> None:
     path = tmp_path / "mailseal.toml"

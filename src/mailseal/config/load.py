@@ -60,16 +60,27 @@ def in_networks(address: str | None, networks: tuple[Network, ...]) -> bool:
 
 
 def load_config(path: str | Path) -> Config:
-    p = Path(path)
+    return build_config(_read_toml(Path(path)), str(path))
+
+
+def load_settings(path: str | Path) -> Settings:
+    """The validated settings of ``path`` alone: no key file opened, no path resolved
+    (for commands that only read settings, run by users who may not read the keys)."""
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        return Settings.model_validate(_read_toml(Path(path)))
+    except ValidationError as exc:
+        raise ConfigError(_first_error(str(path), exc)) from None
+
+
+def _read_toml(p: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(p.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read: {exc.strerror}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{p}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: TOML syntax error: {exc}") from None
-    return build_config(data, str(p))
 
 
 def build_config(data: dict[str, Any], source: str = "<config>", *,

@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import os
 import stat
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from mailseal.config.load import ConfigError, config_relative, load_config
+from mailseal.config.load import config_relative
 from mailseal.config.model import KeyEntry, Settings
 from mailseal.dkim.keys import KeyFileError, SigningKey, check_permissions, load_key
 
@@ -43,17 +40,6 @@ class KeyFile:
             return "-"
         days = int((now - self.mtime) // 86400)
         return f"{max(days, 0)} d"
-
-
-def read_settings(path: str | Path) -> Settings:
-    """The validated settings of ``path``, key files not opened."""
-    try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-        return Settings.model_validate(data)
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError, ValidationError):
-        load_config(path)  # raises ConfigError with the file, key and reason in one line
-        raise ConfigError(f"{path}: cannot read the settings") from None
 
 
 def inspect_keys(settings: Settings, config_path: str | Path) -> list[KeyFile]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from mailseal.config.load import Config, ConfigError
+from mailseal.config.load import Config, ConfigError, load_settings
 from mailseal.dkim.keys import KeyFileError, SigningKey, load_key
 from mailseal.dkim.publish import (
     bind_record,
@@ -30,7 +30,7 @@ from mailseal.keys import rotation
 from mailseal.keys.check import GOOD_RSA_BITS, MIN_RSA_BITS, Report, evaluate
 from mailseal.keys.configedit import ConfigEditError
 from mailseal.keys.generate import check_names, create_key, default_selector, taken_in
-from mailseal.keys.listing import format_table, inspect_keys, read_settings
+from mailseal.keys.listing import format_table, inspect_keys
 from mailseal.keystore import generate_key
 
 DEFAULT_TTL = 3600
@@ -404,7 +404,7 @@ def keys_list_cmd(config_path: str, dns_server: str | None, timeout: float | Non
       mailseal keys list -c mailseal.toml --no-dns
     """
     try:
-        settings = read_settings(config_path)
+        settings = load_settings(config_path)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     files = inspect_keys(settings, config_path)

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import click
 
+from mailseal.config.load import ConfigError, load_settings
 from mailseal.config.model import Listener, parse_address
-from mailseal.frontends.cli.config_cmds import config_option, load_or_fail
+from mailseal.frontends.cli.config_cmds import config_option
 
 
 def register(group: click.Group) -> None:
@@ -181,13 +182,16 @@ def postfix_config_cmd(config_path: str, mode: str, queue_directory: str,
       mailseal postfix-config -c /etc/mailseal/mailseal.toml --mode milter
       mailseal postfix-config -c /etc/mailseal/mailseal.toml --mode proxy
     """
-    config = load_or_fail(config_path)
+    try:  # only the listeners are needed: no key file is opened
+        settings = load_settings(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     if mode == "proxy":
         service = "submission" if submission_port == 587 else str(submission_port)
-        plan = ProxyPlan.from_listeners(config.settings.listeners, submission=service)
+        plan = ProxyPlan.from_listeners(settings.listeners, submission=service)
         click.echo(proxy_main_cf(plan) + "\n" + proxy_master_cf(plan), nl=False)
         return
-    listeners = [item for item in config.settings.listeners if item.kind == mode]
+    listeners = [item for item in settings.listeners if item.kind == mode]
     if not listeners:
         raise click.ClickException(f"{config_path}: no [[listeners]] with kind = \"{mode}\"")
     click.echo(milter_lines(listeners[0], queue_directory), nl=False)
