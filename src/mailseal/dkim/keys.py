@@ -43,11 +43,16 @@ class SigningKey:
 
     def public_data(self) -> bytes:
         """The p= data: SubjectPublicKeyInfo DER for RSA, raw 32 bytes for Ed25519."""
-        pub = self.private.public_key()
-        if isinstance(pub, ed25519.Ed25519PublicKey):
-            return pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        return pub.public_bytes(serialization.Encoding.DER,
-                                serialization.PublicFormat.SubjectPublicKeyInfo)
+        return public_key_data(self.private.public_key())
+
+
+def public_key_data(pub: rsa.RSAPublicKey | ed25519.Ed25519PublicKey) -> bytes:
+    """A public key as p= carries it: SubjectPublicKeyInfo DER for RSA, raw 32 bytes
+    for Ed25519 (whichever form a record's p= used, this is the one to compare)."""
+    if isinstance(pub, ed25519.Ed25519PublicKey):
+        return pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return pub.public_bytes(serialization.Encoding.DER,
+                            serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def check_permissions(path: Path, mode: int) -> None:

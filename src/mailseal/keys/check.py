@@ -11,10 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
-
-from mailseal.dkim.keys import SigningKey
+from mailseal.dkim.keys import SigningKey, public_key_data
 from mailseal.dkim.record import KeyRecord, KeyRecordError, parse_key_record
 from mailseal.dns.types import Answer, Status
 
@@ -181,20 +178,10 @@ def _matches(record: KeyRecord, key: SigningKey, key_label: str) -> Check:
     if record.k != key.key_type:
         return Check(Verdict.FAIL, f"does not match {key_label}: the record is "
                      f"k={record.k}, the private key is {key.key_type}", "does not match")
-    if _public_bytes(record) != key.public_data():
+    if public_key_data(record.key) != key.public_data():
         return Check(Verdict.FAIL, f"does not match {key_label}: the record publishes "
                      "another public key", "does not match")
     return Check(Verdict.OK, f"matches {key_label}")
-
-
-def _public_bytes(record: KeyRecord) -> bytes:
-    """The record's key in SigningKey.public_data()'s form, whichever form p= used
-    (SubjectPublicKeyInfo or a bare RSAPublicKey)."""
-    if isinstance(record.key, ed25519.Ed25519PublicKey):
-        return record.key.public_bytes(serialization.Encoding.Raw,
-                                       serialization.PublicFormat.Raw)
-    return record.key.public_bytes(serialization.Encoding.DER,
-                                   serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def _dnssec(answer: Answer[bytes]) -> Check:

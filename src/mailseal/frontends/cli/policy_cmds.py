@@ -6,6 +6,7 @@ import click
 
 from mailseal.config.load import ConfigError
 from mailseal.frontends.cli.config_cmds import config_option
+from mailseal.frontends.cli.service_cmds import workers_option
 
 
 def register(group: click.Group) -> None:
@@ -14,8 +15,7 @@ def register(group: click.Group) -> None:
 
 @click.command("policyd")
 @config_option
-@click.option("--workers", type=click.IntRange(1, 64), help="Worker processes "
-              "(default: [server] workers).")
+@workers_option
 def policyd_cmd(config_path: str, workers: int | None) -> None:
     """Run the SPF policy service on the [[listeners]] of kind "policy".
 
