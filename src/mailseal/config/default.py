@@ -7,6 +7,7 @@ import socket
 import time
 from pathlib import Path
 
+from mailseal.config.tomltext import toml_string
 from mailseal.dkim.signature import valid_domain
 from mailseal.keystore import generate_key, write_private_key, write_text_atomic
 
@@ -15,13 +16,13 @@ TEMPLATE = """\
 # Written by `mailseal config init` on {date}.
 
 [server]
-authserv_id = "{host}"          # the authserv-id in Authentication-Results
+authserv_id = {host}          # the authserv-id in Authentication-Results
 log_format = "text"             # text | json
 log_target = "stderr"           # stderr | syslog
 
 [[listeners]]
 kind = "milter"
-address = "{address}"           # Postfix: smtpd_milters = {postfix_address}
+address = {address}           # Postfix: smtpd_milters = {postfix_address}
 
 [dns]
 nameservers = []                # empty: /etc/resolv.conf; "127.0.0.1:5353" allowed
@@ -31,7 +32,7 @@ timeout = 5.0
 name = "{domain}-rsa"
 domain = "{domain}"
 selector = "{selector}"
-file = "{keyfile}"
+file = {keyfile}
 
 [signing]
 internal_hosts = ["127.0.0.0/8", "::1/128"]   # clients whose mail is signed
@@ -88,8 +89,10 @@ def write_default_config(directory: str | Path, *, domain: str | None = None,
         write_private_key(keyfile, generate_key(key_type))
     family, _, rest = address.partition(":")
     postfix_address = address if family != "unix" else f"unix:{rest}"
-    text = TEMPLATE.format(date=time.strftime("%Y-%m-%d"), host=host, address=address,
-                           postfix_address=postfix_address, domain=domain, selector=selector,
-                           keyfile=keyfile.resolve())
+    # Values that are not DNS names are quoted as TOML (a path may hold " or \).
+    text = TEMPLATE.format(date=time.strftime("%Y-%m-%d"), host=toml_string(host),
+                           address=toml_string(address), postfix_address=postfix_address,
+                           domain=domain, selector=selector,
+                           keyfile=toml_string(str(keyfile.resolve())))
     write_text_atomic(config_path, text)
     return config_path, keyfile

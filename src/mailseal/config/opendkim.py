@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mailseal.config.tomltext import toml_string
+
 ACTIONS = {"accept": "accept", "reject": "reject", "tempfail": "tempfail",
            "discard": "discard", "quarantine": "quarantine"}
 ON_KEYS = {"on-badsignature": "on_bad_signature", "on-nosignature": "on_no_signature",
@@ -90,12 +92,8 @@ def _address(socket_spec: str) -> str:
     raise ImportError_(f"Socket {socket_spec!r} is not inet:PORT@HOST or local:/path")
 
 
-def _q(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def _names(value: str) -> str:
-    return "[" + ", ".join(_q(n.strip().lower()) for n in value.split(",") if n.strip()) + "]"
+    return "[" + ", ".join(toml_string(n.strip().lower()) for n in value.split(",") if n.strip()) + "]"
 
 
 def import_opendkim(conf_path: str | Path) -> Imported:
@@ -107,12 +105,12 @@ def import_opendkim(conf_path: str | Path) -> Imported:
     out += [f"# {n}" for n in notes]
     out += ["", "[server]"]
     if "authservid" in s:
-        out.append(f"authserv_id = {_q(s['authservid'])}")
+        out.append(f"authserv_id = {toml_string(s['authservid'])}")
     out += ["", "[[listeners]]", 'kind = "milter"',
-            f"address = {_q(_address(s.get('socket', 'inet:8891@localhost')))}"]
+            f"address = {toml_string(_address(s.get('socket', 'inet:8891@localhost')))}"]
     if "nameservers" in s:
         servers = [n.strip() for n in s["nameservers"].split(",") if n.strip()]
-        out += ["", "[dns]", "nameservers = [" + ", ".join(_q(n) for n in servers) + "]"]
+        out += ["", "[dns]", "nameservers = [" + ", ".join(toml_string(n) for n in servers) + "]"]
     keys: list[tuple[str, str, str, str]] = []  # name, domain, selector, file
     rules: list[tuple[str, list[str]]] = []
     if "keytable" in s:
@@ -131,19 +129,19 @@ def import_opendkim(conf_path: str | Path) -> Imported:
             keys.append((f"{domain}-{s['selector']}", domain, s["selector"], s["keyfile"]))
             rules.append((f"*@{domain}", [f"{domain}-{s['selector']}"]))
     for name, domain, selector, keyfile in keys:
-        out += ["", "[[keys]]", f"name = {_q(name)}", f"domain = {_q(domain)}",
-                f"selector = {_q(selector)}", f"file = {_q(keyfile)}"]
+        out += ["", "[[keys]]", f"name = {toml_string(name)}", f"domain = {toml_string(domain)}",
+                f"selector = {toml_string(selector)}", f"file = {toml_string(keyfile)}"]
     out += ["", "[signing]"]
     if "internalhosts" in s:
         rows, _ = _table(s["internalhosts"], base)
         nets = [k for k, _ in rows if re.fullmatch(r"[0-9a-fA-F:.]+(/\d+)?", k.lstrip("!"))]
         skipped = [k for k, _ in rows if k not in nets]
-        out.append("internal_hosts = [" + ", ".join(_q(n) for n in nets) + "]")
+        out.append("internal_hosts = [" + ", ".join(toml_string(n) for n in nets) + "]")
         if skipped:
             out.insert(1, f"# InternalHosts entries not imported (host names, negations): "
                           f"{', '.join(skipped)}")
     if "canonicalization" in s:
-        out.append(f"canonicalization = {_q(s['canonicalization'])}")
+        out.append(f"canonicalization = {toml_string(s['canonicalization'])}")
     if "signheaders" in s:
         out.append(f"headers = {_names(s['signheaders'])}")
     if "oversignheaders" in s:
@@ -152,7 +150,7 @@ def import_opendkim(conf_path: str | Path) -> Imported:
         out.append(f"expire_after = {int(s['signaturettl'])}")
     if rules:
         out.append("rules = [")
-        out += [f"  {{ match = {_q(p)}, keys = [{', '.join(_q(k) for k in ks)}] }},"
+        out += [f"  {{ match = {toml_string(p)}, keys = [{', '.join(toml_string(k) for k in ks)}] }},"
                 for p, ks in rules]
         out.append("]")
     out += ["", "[verify]"]
@@ -161,7 +159,7 @@ def import_opendkim(conf_path: str | Path) -> Imported:
             action = ACTIONS.get(s[key].lower())
             if action is None:
                 raise ImportError_(f"{path}: {key}: unknown action {s[key]!r}")
-            out.append(f"{target} = {_q(action)}")
+            out.append(f"{target} = {toml_string(action)}")
     if "minimumkeybits" in s:
         out.append(f"minimum_key_bits = {int(s['minimumkeybits'])}")
     if "maximumsignaturestoverify" in s:

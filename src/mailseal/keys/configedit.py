@@ -18,6 +18,7 @@ import tomllib
 from pathlib import Path
 
 from mailseal.config.load import ConfigError, build_config
+from mailseal.config.tomltext import toml_string as quoted
 
 _HEADER = re.compile(r"[ \t]*\[")  # a table or array-of-tables header starts a block
 _KEYS_HEADER = re.compile(r"[ \t]*\[\[[ \t]*keys[ \t]*\]\][ \t]*(#.*)?\r?\n?\Z")
@@ -29,10 +30,10 @@ class ConfigEditError(ValueError):
 
 
 def toml_string(value: str) -> str:
-    """A TOML basic string."""
+    """A path as a TOML basic string; control characters in a path are refused."""
     if any(ord(c) < 0x20 or c == "\x7f" for c in value):
         raise ConfigEditError(f"{value!r}: control characters in a path")
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return quoted(value)
 
 
 def set_key_entry(text: str, index: int, *, selector: str, file: str, source: str) -> str:
