@@ -19,7 +19,7 @@ from mailseal.dkim.canonical import Canon, parse_canonicalization
 from mailseal.dkim.crypto import sign_digest
 from mailseal.dkim.headers import FieldIndex, digest_fields, index_fields, select_headers
 from mailseal.dkim.keys import SigningKey
-from mailseal.dkim.signature import ALGORITHMS, valid_domain
+from mailseal.dkim.signature import ALGORITHMS, valid_domain, within
 from mailseal.message import HeaderField
 
 #: RFC 6376 §5.4.1: fields that SHOULD be signed when present. To those we add the
@@ -80,8 +80,7 @@ def _resolve(spec: SignSpec) -> str:
     if spec.identity is not None:  # RFC 6376 §3.5: i= within d= (a property of the spec)
         auid_domain = spec.identity.rpartition("@")[2].lower()
         domain = spec.domain.lower()
-        if "@" not in spec.identity or not (
-                auid_domain == domain or auid_domain.endswith("." + domain)):
+        if "@" not in spec.identity or not within(auid_domain, domain):
             raise SignError(f"identity {spec.identity!r} is not within {domain}")
     algorithm = (spec.algorithm or f"{spec.key.key_type}-sha256").lower()
     if algorithm not in ALGORITHMS:

@@ -35,6 +35,12 @@ def valid_domain(name: str) -> bool:
     return bool(_DOMAIN.match(name))
 
 
+def within(domain: str, parent: str) -> bool:
+    """RFC 6376 §3.5, §6.1.1: ``domain`` is ``parent`` or a subdomain of it (both
+    lower-case)."""
+    return domain == parent or domain.endswith("." + parent)
+
+
 _DIGITS = re.compile(r"[0-9]{1,76}\Z")  # RFC 6376 §3.5: l=, t=, x= are 1*76DIGIT
 _B_TAG = re.compile(rb"((?:^|;)[ \t\r\n]*b[ \t\r\n]*=)[^;]*")
 
@@ -116,10 +122,10 @@ def parse_signature(field: HeaderField, index: int = 0) -> Signature | BadSignat
     except ValueError:
         return bad(Reason.BAD_CANONICALIZATION, f"c={tags.get('c', '')[:40]}")
     d = tags["d"].lower()
-    if not _DOMAIN.match(d):
+    if not valid_domain(d):
         return bad(Reason.SYNTAX, f"invalid d= {d[:60]!r}")
     selector = tags["s"]
-    if not all(_DOMAIN.match(label) for label in [selector]):
+    if not valid_domain(selector):
         return bad(Reason.SYNTAX, f"invalid s= {selector[:60]!r}")
     signed = tuple(n.strip(" \t\r\n") for n in tags["h"].split(":"))
     if not signed or any(not n or ":" in n for n in signed):
@@ -132,7 +138,7 @@ def parse_signature(field: HeaderField, index: int = 0) -> Signature | BadSignat
         return bad(Reason.SYNTAX, "i= has no @")
     auid_domain = auid.rpartition("@")[2].lower()
     # RFC 6376 §6.1.1: the domain of i= must be d= or a subdomain of it.
-    if auid_domain != d and not auid_domain.endswith("." + d):
+    if not within(auid_domain, d):
         return bad(Reason.DOMAIN_MISMATCH, f"i={auid[:60]} d={d}")
     numbers: dict[str, int | None] = {}
     for tag in ("l", "t", "x"):
