@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 
 from mailseal.config.default import write_default_config
 from mailseal.config.load import Config, ConfigError, load_config
+from mailseal.config.model import DnsSettings
 from mailseal.dkim.keys import KeyFileError
 from mailseal.dkim.publish import bind_record, key_name, record_value
 from mailseal.message import split_message
 from mailseal.pipeline.model import Envelope
 from mailseal.pipeline.session import MessageSession
+
+if TYPE_CHECKING:
+    from mailseal.dns.resolver import DnsResolver
 
 DEFAULT_CONFIG = "/etc/mailseal/mailseal.toml"
 config_option = click.option("-c", "--config", "config_path", default=DEFAULT_CONFIG,
@@ -24,6 +30,22 @@ config_option = click.option("-c", "--config", "config_path", default=DEFAULT_CO
 def register(group: click.Group) -> None:
     group.add_command(config_group)
     group.add_command(explain_cmd)
+
+
+def cli_resolver(server: str | None, timeout: float | None,
+                 dns: DnsSettings | None = None) -> DnsResolver:
+    """The resolver a command was asked for: ``--dns SERVER``, else the configuration's
+    nameservers (``dns``, when the command read one), else the system's; ``--timeout``,
+    else the configuration's, else 5 s. A bad server is a usage error."""
+    from mailseal.dns.resolver import DnsResolver
+
+    servers: Sequence[str] = [server] if server else (dns.nameservers if dns else ())
+    if timeout is None:
+        timeout = dns.timeout if dns else 5.0
+    try:
+        return DnsResolver(servers, timeout=timeout)
+    except ValueError as exc:
+        raise click.UsageError(f"--dns {server}: {exc}" if server else f"[dns]: {exc}") from None
 
 
 def load_or_fail(path: str) -> Config:

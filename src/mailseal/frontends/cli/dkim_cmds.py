@@ -21,6 +21,7 @@ from mailseal.dkim.report import best, dkim_method_results
 from mailseal.dkim.sign import Signer, SignError, SignSpec
 from mailseal.dkim.verify import DkimResult, VerifyPolicy
 from mailseal.dns.types import Resolver
+from mailseal.frontends.cli.config_cmds import cli_resolver
 from mailseal.frontends.cli.sources import count_sources, iter_sources
 from mailseal.message import MessageError, iter_chunks, split_message
 from mailseal.results import Result
@@ -152,12 +153,7 @@ def _resolver(server: str | None, zone: str | None, timeout: float) -> Resolver:
             return StaticResolver.from_zone_file(zone)
         except Exception as exc:  # dnspython raises many kinds for a bad zone
             raise click.ClickException(f"{zone}: cannot read zone file: {exc}") from None
-    from mailseal.dns.resolver import DnsResolver
-
-    try:
-        return DnsResolver([server] if server else (), timeout=timeout)
-    except ValueError as exc:
-        raise click.UsageError(f"--dns {server}: {exc}") from None
+    return cli_resolver(server, timeout)
 
 
 async def _verify_all(paths: tuple[str, ...], resolver: Resolver, policy: VerifyPolicy,

@@ -19,6 +19,7 @@ from mailseal.dmarc.evaluate import DmarcResult
 from mailseal.dmarc.record import Mode
 from mailseal.dmarc.report import ReportStore, aggregate
 from mailseal.dmarc.reportxml import render
+from mailseal.frontends.cli.config_cmds import cli_resolver
 from mailseal.frontends.cli.dkim_cmds import ExitStatus
 from mailseal.results import Result
 
@@ -100,12 +101,7 @@ def check_cmd(domain: str, dns_server: str | None, mode: str, timeout: float) ->
 
     Exit status: 0 a policy applies; 1 none; 2 a DNS or usage error.
     """
-    from mailseal.dns.resolver import DnsResolver
-
-    try:
-        resolver = DnsResolver([dns_server] if dns_server else (), timeout=timeout)
-    except ValueError as exc:
-        raise click.UsageError(f"--dns {dns_server}: {exc}") from None
+    resolver = cli_resolver(dns_server, timeout)
     result = asyncio.run(check_dmarc(domain, resolver, mode=Mode(mode)))
     _show(result)
     if result.result in (Result.TEMPERROR, Result.PERMERROR):

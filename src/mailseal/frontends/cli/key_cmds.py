@@ -24,7 +24,7 @@ from mailseal.dkim.publish import (
 )
 from mailseal.dns.resolver import DnsResolver
 from mailseal.dns.types import Answer
-from mailseal.frontends.cli.config_cmds import config_option, load_or_fail
+from mailseal.frontends.cli.config_cmds import cli_resolver, config_option, load_or_fail
 from mailseal.frontends.cli.dkim_cmds import ExitStatus
 from mailseal.keys import rotation
 from mailseal.keys.check import GOOD_RSA_BITS, MIN_RSA_BITS, Report, evaluate
@@ -185,15 +185,7 @@ def dns_record_cmd(keyfile: str, domain: str, selector: str, fmt: str, ttl: int 
 
 def _resolver(server: str | None, timeout: float | None, config: Config | None = None
               ) -> DnsResolver:
-    servers: Sequence[str] = [server] if server else ()
-    if config is not None and not server:
-        servers = config.settings.dns.nameservers
-    if timeout is None:
-        timeout = config.settings.dns.timeout if config is not None else 5.0
-    try:
-        return DnsResolver(servers, timeout=timeout)
-    except ValueError as exc:
-        raise click.UsageError(f"--dns: {exc}") from None
+    return cli_resolver(server, timeout, config.settings.dns if config is not None else None)
 
 
 async def _lookup_all(resolver: DnsResolver, names: Sequence[str]) -> list[Answer[bytes]]:
@@ -411,11 +403,7 @@ def keys_list_cmd(config_path: str, dns_server: str | None, timeout: float | Non
     names = [key_name(f.entry.selector, f.entry.domain) for f in files]
     reports: list[Report | None] = [None] * len(files)
     if not no_dns and files:
-        servers = [dns_server] if dns_server else settings.dns.nameservers
-        try:
-            resolver = DnsResolver(servers, timeout=timeout or settings.dns.timeout)
-        except ValueError as exc:
-            raise click.UsageError(f"--dns: {exc}") from None
+        resolver = cli_resolver(dns_server, timeout or None, settings.dns)
         answers = asyncio.run(_lookup_all(resolver, names))
         reports = [evaluate(n, a, f.key) for n, a, f in zip(names, answers, files, strict=True)]
     now = time.time()

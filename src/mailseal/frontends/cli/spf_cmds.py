@@ -12,6 +12,7 @@ import click
 from mailseal.authres.format import format_field
 from mailseal.authres.model import AuthenticationResults
 from mailseal.dns.types import FullResolver
+from mailseal.frontends.cli.config_cmds import cli_resolver
 from mailseal.frontends.cli.dkim_cmds import ExitStatus
 from mailseal.results import Result
 from mailseal.spf import (
@@ -88,12 +89,7 @@ def spf_cmd(ip: str, sender: str, helo: str, dns_server: str | None, timeout: fl
 
 
 def _resolver(server: str | None, timeout: float) -> FullResolver:
-    from mailseal.dns.resolver import DnsResolver
-
-    try:
-        return DnsResolver([server] if server else (), timeout=timeout)
-    except ValueError as exc:
-        raise click.UsageError(f"--dns {server}: {exc}") from None
+    return cli_resolver(server, timeout)
 
 
 async def _check(resolver: FullResolver, ip: str, sender: str, helo: str, helo_identity: bool,
