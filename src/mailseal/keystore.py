@@ -39,31 +39,40 @@ def write_private_key(path: str | os.PathLike[str], key: SigningKey) -> Path:
     if target.exists():
         raise KeyFileError(f"{target}: exists; refusing to overwrite a private key")
     target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+    tmp = write_temp(target.parent, private_pem(key), 0o600)
     try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(private_pem(key))
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            os.link(tmp, target)  # fails if target appeared meanwhile: no overwrite race
-        except FileExistsError:
-            raise KeyFileError(f"{target}: exists; refusing to overwrite a private key") from None
+        os.link(tmp, target)  # fails if target appeared meanwhile: no overwrite race
+    except FileExistsError:
+        raise KeyFileError(f"{target}: exists; refusing to overwrite a private key") from None
     finally:
         os.unlink(tmp)
     return target
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str, mode: int = 0o644) -> Path:
+    """Replace ``path`` with ``text`` atomically (temp file beside it, fsync, rename)."""
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+    tmp = write_temp(target.parent, text.encode("utf-8"), mode)
     try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
         os.replace(tmp, target)
     except BaseException:
         os.unlink(tmp)
         raise
     return target
+
+
+def write_temp(folder: Path, data: bytes, mode: int, suffix: str = "") -> str:
+    """``data`` in a new temp file in ``folder`` with ``mode`` (set before anything is
+    written), flushed to disk; its path. The caller links or renames it into place
+    and removes it on failure; a failure here leaves nothing behind."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp

@@ -13,12 +13,12 @@ import contextlib
 import copy
 import os
 import re
-import tempfile
 import tomllib
 from pathlib import Path
 
 from mailseal.config.load import ConfigError, build_config
 from mailseal.config.tomltext import toml_string as quoted
+from mailseal.keystore import write_temp
 
 _HEADER = re.compile(r"[ \t]*\[")  # a table or array-of-tables header starts a block
 _KEYS_HEADER = re.compile(r"[ \t]*\[\[[ \t]*keys[ \t]*\]\][ \t]*(#.*)?\r?\n?\Z")
@@ -85,25 +85,19 @@ def replace_config(path: str | Path, text: str) -> None:
     """Validate ``text`` as the configuration at ``path`` (key files and all, relative
     paths read beside ``path`` as the daemon reads them, a symlink's link included),
     then put it in place atomically with the old file's mode (and owner, when we may)."""
-    target = Path(path).resolve()  # edit the file a symlink points to, keep the link
-    mode = target.stat().st_mode & 0o7777
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".toml", dir=target.parent)
     try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        try:
-            build_config(tomllib.loads(text), str(path))
-        except (ConfigError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigEditError(f"the edited configuration does not load, left unchanged: "
-                                  f"{exc}") from None
+        build_config(tomllib.loads(text), str(path))
+    except (ConfigError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigEditError(f"the edited configuration does not load, left unchanged: "
+                              f"{exc}") from None
+    target = Path(path).resolve()  # edit the file a symlink points to, keep the link
+    tmp = write_temp(target.parent, text.encode("utf-8"), target.stat().st_mode & 0o7777,
+                     suffix=".toml")
+    try:
         _keep_owner(tmp, target)
         os.replace(tmp, target)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        os.unlink(tmp)
         raise
 
 
